@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -67,7 +66,7 @@ func run(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		// The cluster may run as an unprivileged user who must reach the data dir.
-		if err := os.Chmod(dir, 0o711); err != nil {
+		if err := os.Chmod(dir, 0o711); err != nil { //nolint:gosec // traversable, not readable, by the cluster's user
 			fmt.Fprintln(os.Stderr, "dbtest:", err)
 			return 1
 		}
@@ -94,14 +93,14 @@ func run(m *testing.M) int {
 
 // URL returns the connection string of this test package's database,
 // created and migrated on first use.
-func URL(t testing.TB) string {
-	t.Helper()
+func URL(tb testing.TB) string {
+	tb.Helper()
 	harness.mu.Lock()
 	defer harness.mu.Unlock()
 	if harness.pkgURL == "" {
-		u, err := create(t)
+		u, err := create(tb)
 		if err != nil {
-			t.Fatalf("dbtest: %v", err)
+			tb.Fatalf("dbtest: %v", err)
 		}
 		harness.pkgURL = u
 	}
@@ -110,41 +109,41 @@ func URL(t testing.TB) string {
 
 // NewDatabase returns the connection string of a new, migrated database
 // for this test alone.
-func NewDatabase(t testing.TB) string {
-	t.Helper()
+func NewDatabase(tb testing.TB) string {
+	tb.Helper()
 	harness.mu.Lock()
 	defer harness.mu.Unlock()
-	u, err := create(t)
+	u, err := create(tb)
 	if err != nil {
-		t.Fatalf("dbtest: %v", err)
+		tb.Fatalf("dbtest: %v", err)
 	}
 	return u
 }
 
 // Pool opens a pool on this package's database, closed when t ends.
-func Pool(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	return PoolFor(t, URL(t))
+func Pool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	return PoolFor(tb, URL(tb))
 }
 
 // PoolFor opens a pool on the database at u, closed when t ends.
-func PoolFor(t testing.TB, u string) *pgxpool.Pool {
-	t.Helper()
+func PoolFor(tb testing.TB, u string) *pgxpool.Pool {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pool, err := db.Open(ctx, db.Config{URL: u})
 	if err != nil {
-		t.Fatalf("dbtest: %v", err)
+		tb.Fatalf("dbtest: %v", err)
 	}
-	t.Cleanup(pool.Close)
+	tb.Cleanup(pool.Close)
 	return pool
 }
 
-func create(t testing.TB) (string, error) {
+func create(tb testing.TB) (string, error) {
 	if harness.server == "" {
 		return "", fmt.Errorf("no server: call dbtest.Main from TestMain")
 	}
-	name := "t_" + sanitize(t.Name()) + "_" + randomSuffix()
+	name := "t_" + sanitize(tb.Name()) + "_" + randomSuffix()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := exec(ctx, harness.server, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
@@ -157,7 +156,7 @@ func create(t testing.TB) (string, error) {
 		return "", err
 	}
 	defer pool.Close()
-	if err := db.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if err := db.Migrate(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
 		return "", err
 	}
 	return u, nil

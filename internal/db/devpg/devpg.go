@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Options say where and how to run the cluster.
@@ -53,6 +55,32 @@ var ErrNoPostgres = errors.New("postgresql server binaries (initdb, pg_ctl) not 
 // Start initialises opts.Dir if it holds no cluster, starts the server unless
 // it is already running there, and waits until it accepts connections.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	c, err := Attach(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.initdb(ctx); err != nil {
+		return nil, err
+	}
+	if port, ok := c.runningPort(); ok {
+		c.port = port
+		c.logf("postgres already running in %s on port %d", c.opts.Dir, port)
+		return c, nil
+	}
+	c.port = opts.Port
+	if c.port == 0 {
+		if c.port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.start(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Attach returns the cluster in opts.Dir without starting it, to stop it.
+func Attach(opts Options) (*Cluster, error) {
 	if opts.RunAs == "" {
 		opts.RunAs = "postgres"
 	}
@@ -73,23 +101,6 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 		c.owner = u
 	}
-	if err := c.initdb(ctx); err != nil {
-		return nil, err
-	}
-	if port, ok := c.runningPort(); ok {
-		c.port = port
-		c.logf("postgres already running in %s on port %d", dir, port)
-		return c, nil
-	}
-	c.port = opts.Port
-	if c.port == 0 {
-		if c.port, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.start(ctx); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
@@ -102,8 +113,12 @@ func (c *Cluster) URL(db string) string {
 func (c *Cluster) Port() int { return c.port }
 
 // Stop shuts the server down (fast mode: active sessions are disconnected).
+// A cluster that is not running is not an error.
 func (c *Cluster) Stop(ctx context.Context) error {
-	_, err := c.run(ctx, filepath.Join(c.bin, "pg_ctl"), "stop", "-D", c.opts.Dir, "-m", "fast", "-w")
+	if _, ok := c.runningPort(); !ok {
+		return nil
+	}
+	err := c.run(ctx, filepath.Join(c.bin, "pg_ctl"), "stop", "-D", c.opts.Dir, "-m", "fast", "-w")
 	if err != nil {
 		return fmt.Errorf("devpg: stop: %w", err)
 	}
@@ -129,7 +144,7 @@ func (c *Cluster) initdb(ctx context.Context) error {
 		}
 	}
 	c.logf("initdb %s", c.opts.Dir)
-	_, err := c.run(ctx, filepath.Join(c.bin, "initdb"), "-D", c.opts.Dir, "-U", "postgres",
+	err := c.run(ctx, filepath.Join(c.bin, "initdb"), "-D", c.opts.Dir, "-U", "postgres",
 		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions")
 	if err != nil {
 		return fmt.Errorf("devpg: initdb: %w", err)
@@ -170,7 +185,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	logFile := filepath.Join(c.opts.Dir, "server.log")
 	c.logf("starting postgres on 127.0.0.1:%d (log %s)", c.port, logFile)
-	_, err := c.run(ctx, filepath.Join(c.bin, "pg_ctl"), "start", "-D", c.opts.Dir, "-w", "-t", "60",
+	err := c.run(ctx, filepath.Join(c.bin, "pg_ctl"), "start", "-D", c.opts.Dir, "-w", "-t", "60",
 		"-l", logFile, "-o", strings.Join(settings, " "))
 	if err != nil {
 		return fmt.Errorf("devpg: pg_ctl start (see %s): %w", logFile, err)
@@ -196,7 +211,8 @@ func (c *Cluster) runningPort() (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(context.Background(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return 0, false
 	}
@@ -210,20 +226,20 @@ func alive(pid int) bool {
 }
 
 // run runs a PostgreSQL tool, as the unprivileged owner when we are root.
-func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
 	if c.owner != nil {
 		args = append([]string{"-u", c.owner.Username, "--", name}, args...)
 		name = "runuser"
 	}
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // our own PostgreSQL tools, found by findBin
 	cmd.Dir = "/"
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		return out.Bytes(), fmt.Errorf("%s: %w: %s", filepath.Base(name), err, strings.TrimSpace(out.String()))
+		return fmt.Errorf("%s: %w: %s", filepath.Base(name), err, strings.TrimSpace(out.String()))
 	}
-	return out.Bytes(), nil
+	return nil
 }
 
 // findBin locates the directory holding initdb and pg_ctl: PATH first, then
@@ -252,10 +268,31 @@ func versionOf(pgctl string) int {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("devpg: free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// CreateDatabase creates database name unless it exists.
+func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("devpg: connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("devpg: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("devpg: create database %s: %w", name, err)
+	}
+	return nil
 }

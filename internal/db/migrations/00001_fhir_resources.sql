@@ -7,6 +7,9 @@
 --
 -- Token columns are text[] of "system|code", "*|code" (any system) and
 -- "system|*" (any code) entries, searched with @> / && through a GIN index.
+-- content is text, not jsonb: reads, searches and exports serve the bytes
+-- the client sent (plus id and meta) exactly; jsonb would reorder members
+-- and drop duplicates. Searching uses the typed columns, never the JSON.
 -- patient_id is the Patient compartment the resource belongs to (NULL: none).
 
 -- +goose Up
@@ -16,7 +19,7 @@ CREATE TABLE patient (
     last_updated timestamptz NOT NULL,
     deleted      boolean     NOT NULL DEFAULT false,
     patient_id   text,
-    content      jsonb,
+    content      text,
     identifier   text[]      NOT NULL DEFAULT '{}'
 );
 CREATE INDEX patient_identifier_idx ON patient USING gin (identifier);
@@ -27,7 +30,7 @@ CREATE TABLE practitioner (
     last_updated timestamptz NOT NULL,
     deleted      boolean     NOT NULL DEFAULT false,
     patient_id   text,
-    content      jsonb,
+    content      text,
     identifier   text[]      NOT NULL DEFAULT '{}'
 );
 CREATE INDEX practitioner_identifier_idx ON practitioner USING gin (identifier);
@@ -38,7 +41,7 @@ CREATE TABLE organization (
     last_updated timestamptz NOT NULL,
     deleted      boolean     NOT NULL DEFAULT false,
     patient_id   text,
-    content      jsonb,
+    content      text,
     identifier   text[]      NOT NULL DEFAULT '{}'
 );
 CREATE INDEX organization_identifier_idx ON organization USING gin (identifier);
@@ -49,7 +52,7 @@ CREATE TABLE device (
     last_updated timestamptz NOT NULL,
     deleted      boolean     NOT NULL DEFAULT false,
     patient_id   text,
-    content      jsonb,
+    content      text,
     identifier   text[]      NOT NULL DEFAULT '{}',
     status       text[]      NOT NULL DEFAULT '{}'
 );
@@ -62,7 +65,7 @@ CREATE TABLE observation (
     last_updated    timestamptz NOT NULL,
     deleted         boolean     NOT NULL DEFAULT false,
     patient_id      text,
-    content         jsonb,
+    content         text,
     code            text[]      NOT NULL DEFAULT '{}',
     category        text[]      NOT NULL DEFAULT '{}',
     status          text[]      NOT NULL DEFAULT '{}',
@@ -80,7 +83,7 @@ CREATE INDEX observation_device_idx ON observation USING gin (device);
 
 CREATE TABLE patient_history (
     id text NOT NULL, version_id bigint NOT NULL, last_updated timestamptz NOT NULL,
-    deleted boolean NOT NULL DEFAULT false, content jsonb,
+    deleted boolean NOT NULL DEFAULT false, patient_id text, content text,
     PRIMARY KEY (id, version_id)
 );
 CREATE TABLE practitioner_history (LIKE patient_history INCLUDING ALL);

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vidda/vidda/fhir"
+)
+
+// current is the current-version row of a resource, locked for update.
+type current struct {
+	version   int64
+	deleted   bool
+	patientID *string
+}
+
+func lockCurrent(ctx context.Context, tx pgx.Tx, typ, id string) (*current, error) {
+	var c current
+	err := tx.QueryRow(ctx, "SELECT version_id, deleted, patient_id FROM "+table(typ)+" WHERE id = $1 FOR UPDATE", id).
+		Scan(&c.version, &c.deleted, &c.patientID)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &c, nil
+}
+
+func (c *current) visible(a Access) bool {
+	return a.PatientID == "" || (c.patientID != nil && *c.patientID == a.PatientID)
+}
+
+// Update stores res as the new version of id (FHIR update). ifMatch, when
+// not zero, is the version the client last saw (If-Match): a different
+// current version fails with fhir.ErrPreconditionFailed. Updating an id that
+// does not exist creates it (update as create); created reports that.
+func (s *Store) Update(ctx context.Context, res *fhir.Resource, id string, ifMatch int64, a Access) (st *Stored, created bool, err error) {
+	def, err := s.definition(res.Type)
+	if err != nil {
+		return nil, false, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	cur, err := lockCurrent(ctx, tx, res.Type, id)
+	switch {
+	case errors.Is(err, fhir.ErrNotFound):
+		if ifMatch != 0 {
+			return nil, false, fmt.Errorf("update %s/%s: If-Match on a resource that does not exist: %w", res.Type, id, fhir.ErrPreconditionFailed)
+		}
+		r, err := s.newRow(def, res, id, 1, now())
+		if err != nil {
+			return nil, false, err
+		}
+		if !r.inCompartment(a) {
+			return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, ErrOutsideCompartment)
+		}
+		if err := insertRows(ctx, tx, def, []*row{r}, ""); err != nil {
+			return nil, false, err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, translate(err))
+		}
+		return r.stored(res.Type), true, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, err)
+	}
+	if !cur.visible(a) {
+		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, fhir.ErrNotFound)
+	}
+	if ifMatch != 0 && ifMatch != cur.version {
+		return nil, false, fmt.Errorf("update %s/%s: version %d is current, not %d: %w", res.Type, id, cur.version, ifMatch, fhir.ErrPreconditionFailed)
+	}
+	r, err := s.newRow(def, res, id, cur.version+1, now())
+	if err != nil {
+		return nil, false, err
+	}
+	if !r.inCompartment(a) {
+		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, ErrOutsideCompartment)
+	}
+	if err := archive(ctx, tx, res.Type, id); err != nil {
+		return nil, false, err
+	}
+	cols := append([]string{"version_id", "last_updated", "deleted", "patient_id", "content"}, indexColumns(def)...)
+	args := append([]any{r.version, r.lastUpdated, false, r.patientID, r.content}, r.index...)
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = fmt.Sprintf("%s = $%d", c, i+1)
+	}
+	args = append(args, id)
+	if _, err := tx.Exec(ctx, "UPDATE "+table(res.Type)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE id = $%d", len(args)), args...); err != nil {
+		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, translate(err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, translate(err))
+	}
+	return r.stored(res.Type), cur.deleted, nil
+}
+
+// archive copies the current version of id into the history table.
+func archive(ctx context.Context, tx pgx.Tx, typ, id string) error {
+	t := table(typ)
+	_, err := tx.Exec(ctx, "INSERT INTO "+t+"_history (id, version_id, last_updated, deleted, patient_id, content) "+
+		"SELECT id, version_id, last_updated, deleted, patient_id, content FROM "+t+" WHERE id = $1", id)
+	if err != nil {
+		return fmt.Errorf("archive %s/%s: %w", typ, id, translate(err))
+	}
+	return nil
+}
+
+// Delete marks id deleted (a new version without content). Deleting a
+// resource that is already deleted changes nothing and is not an error;
+// one that never existed is fhir.ErrNotFound.
+func (s *Store) Delete(ctx context.Context, typ, id string, a Access) (*Stored, error) {
+	if _, err := s.definition(typ); err != nil {
+		return nil, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	cur, err := lockCurrent(ctx, tx, typ, id)
+	if err != nil {
+		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, err)
+	}
+	if !cur.visible(a) {
+		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, fhir.ErrNotFound)
+	}
+	if cur.deleted {
+		return &Stored{Type: typ, ID: id, VersionID: cur.version, Deleted: true}, nil
+	}
+	if typ == "Patient" {
+		if err := s.checkCompartmentEmpty(ctx, tx, id); err != nil {
+			return nil, err
+		}
+	}
+	if err := archive(ctx, tx, typ, id); err != nil {
+		return nil, err
+	}
+	at := now()
+	if _, err := tx.Exec(ctx, "UPDATE "+table(typ)+" SET version_id = $1, last_updated = $2, deleted = true, content = NULL WHERE id = $3",
+		cur.version+1, at, id); err != nil {
+		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, translate(err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, translate(err))
+	}
+	return &Stored{Type: typ, ID: id, VersionID: cur.version + 1, LastUpdated: at, Deleted: true}, nil
+}
+
+// CreateIfNoneExist is FHIR conditional create: when the search in
+// condition (an If-None-Exist query) matches one resource it is returned
+// with created false; none: res is created; more than one:
+// fhir.ErrPreconditionFailed. An advisory lock on the condition makes two
+// concurrent identical requests create one resource, not two.
+func (s *Store) CreateIfNoneExist(ctx context.Context, res *fhir.Resource, condition url.Values, a Access) (st *Stored, created bool, err error) {
+	def, err := s.definition(res.Type)
+	if err != nil {
+		return nil, false, err
+	}
+	q, err := s.params.Parse(res.Type, condition, true)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(q.Filters) == 0 {
+		return nil, false, &fhir.ValidationError{Issues: []fhir.Issue{{
+			Severity: "error", Code: "invalid",
+			Diagnostics: "If-None-Exist needs at least one search parameter",
+		}}}
+	}
+	q.Count, q.Total = 2, false
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("conditional create: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", res.Type+"?"+condition.Encode()); err != nil {
+		return nil, false, fmt.Errorf("conditional create: %w", translate(err))
+	}
+	page, err := searchIn(ctx, tx, q, a)
+	if err != nil {
+		return nil, false, err
+	}
+	switch len(page.Entries) {
+	case 0:
+	case 1:
+		return &page.Entries[0], false, nil
+	default:
+		return nil, false, fmt.Errorf("conditional create: If-None-Exist matched more than one %s: %w", res.Type, fhir.ErrPreconditionFailed)
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := s.newRow(def, res, id, 1, now())
+	if err != nil {
+		return nil, false, err
+	}
+	if !r.inCompartment(a) {
+		return nil, false, fmt.Errorf("create %s: %w", res.Type, ErrOutsideCompartment)
+	}
+	if err := insertRows(ctx, tx, def, []*row{r}, ""); err != nil {
+		return nil, false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, false, fmt.Errorf("conditional create: %w", translate(err))
+	}
+	return r.stored(res.Type), true, nil
+}
+
+// checkCompartmentEmpty refuses to delete a Patient whose compartment still
+// holds live resources: readings must not lose the person they are about.
+func (s *Store) checkCompartmentEmpty(ctx context.Context, tx pgx.Tx, patientID string) error {
+	for _, typ := range s.params.Types() {
+		def := s.params.Definition(typ)
+		if typ == "Patient" || !def.InPatientCompartment() {
+			continue
+		}
+		var n int
+		err := tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+table(typ)+" WHERE patient_id = $1 AND NOT deleted LIMIT 1) x", patientID).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("delete Patient/%s: %w", patientID, translate(err))
+		}
+		if n > 0 {
+			return fmt.Errorf("delete Patient/%s: %s resources still refer to it; delete them first: %w", patientID, typ, ErrStillReferenced)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package fhir
+
+import fhirmodels "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+// typeDef is everything the server knows about one resource type beyond
+// what the golang-fhir-models struct says. All lists come from the R4
+// (4.0.1) StructureDefinitions.
+type typeDef struct {
+	// name is the resourceType.
+	name string
+	// newModel allocates the model struct Parse decodes into.
+	newModel func() any
+	// summary lists the top-level elements R4 marks isSummary (besides id,
+	// meta, implicitRules and modifierExtension, which every resource
+	// keeps); "x[x]" stands for every type of a choice element.
+	summary []string
+	// references maps an element path (no indexes) to the resource types
+	// its Reference may point to. Paths not listed accept any type.
+	references map[string][]string
+	// syntax gives the primitive type of the type's own string elements
+	// ("GoType.element") where the name does not already tell it (see
+	// schemaBuilder.syntaxOf).
+	syntax map[string]primitiveSyntax
+}
+
+// builtinTypes is the table of resource types Vidda serves. Adding a type
+// is one entry here; its model comes from golang-fhir-models, e.g.
+//
+//	{
+//		name:     "Appointment",
+//		newModel: func() any { return new(fhirmodels.Appointment) },
+//		summary:  []string{"identifier", "status", "cancelationReason", "serviceCategory", "serviceType", "specialty", "appointmentType", "reasonCode", "start", "end"},
+//		references: map[string][]string{
+//			"Appointment.participant.actor": {"Patient", "Practitioner", "PractitionerRole", "RelatedPerson", "Device", "HealthcareService", "Location"},
+//			"Appointment.basedOn":           {"ServiceRequest"},
+//		},
+//		syntax: map[string]primitiveSyntax{"Appointment.start": syntaxInstant, "Appointment.end": syntaxInstant, "Appointment.created": syntaxDateTime},
+//	},
+//
+// and likewise Encounter, Task, Goal, CarePlan, AuditEvent, Group, CareTeam
+// and Subscription.
+func builtinTypes() []typeDef {
+	return []typeDef{
+		{
+			name:     "Patient",
+			newModel: func() any { return new(fhirmodels.Patient) },
+			summary: []string{
+				"identifier", "active", "name", "telecom", "gender", "birthDate",
+				"deceased[x]", "address", "managingOrganization", "link",
+			},
+			references: map[string][]string{
+				"Patient.contact.organization": {"Organization"},
+				"Patient.generalPractitioner":  {"Organization", "Practitioner", "PractitionerRole"},
+				"Patient.managingOrganization": {"Organization"},
+				"Patient.link.other":           {"Patient", "RelatedPerson"},
+			},
+			syntax: map[string]primitiveSyntax{"Patient.birthDate": syntaxDate},
+		},
+		{
+			name:     "Practitioner",
+			newModel: func() any { return new(fhirmodels.Practitioner) },
+			summary: []string{
+				"identifier", "active", "name", "telecom", "address", "gender", "birthDate",
+			},
+			references: map[string][]string{
+				"Practitioner.qualification.issuer": {"Organization"},
+			},
+			syntax: map[string]primitiveSyntax{"Practitioner.birthDate": syntaxDate},
+		},
+		{
+			name:     "Organization",
+			newModel: func() any { return new(fhirmodels.Organization) },
+			summary:  []string{"identifier", "active", "type", "name", "partOf"},
+			references: map[string][]string{
+				"Organization.partOf":   {"Organization"},
+				"Organization.endpoint": {"Endpoint"},
+			},
+		},
+		{
+			name:     "Device",
+			newModel: func() any { return new(fhirmodels.Device) },
+			summary:  []string{"udiCarrier", "status", "safety"},
+			references: map[string][]string{
+				"Device.definition": {"DeviceDefinition"},
+				"Device.patient":    {"Patient"},
+				"Device.owner":      {"Organization"},
+				"Device.location":   {"Location"},
+				"Device.parent":     {"Device"},
+			},
+			syntax: map[string]primitiveSyntax{
+				"Device.manufactureDate": syntaxDateTime,
+				"Device.expirationDate":  syntaxDateTime,
+			},
+		},
+		{
+			name:     "Observation",
+			newModel: func() any { return new(fhirmodels.Observation) },
+			summary: []string{
+				"identifier", "basedOn", "partOf", "status", "code", "subject", "focus",
+				"encounter", "effective[x]", "issued", "performer", "value[x]",
+				"hasMember", "derivedFrom", "component",
+			},
+			references: map[string][]string{
+				"Observation.basedOn": {
+					"CarePlan", "DeviceRequest", "ImmunizationRecommendation",
+					"MedicationRequest", "NutritionOrder", "ServiceRequest",
+				},
+				"Observation.partOf": {
+					"MedicationAdministration", "MedicationDispense", "MedicationStatement",
+					"Procedure", "Immunization", "ImagingStudy",
+				},
+				"Observation.subject":   {"Patient", "Group", "Device", "Location"},
+				"Observation.encounter": {"Encounter"},
+				"Observation.performer": {
+					"Practitioner", "PractitionerRole", "Organization", "CareTeam",
+					"Patient", "RelatedPerson",
+				},
+				"Observation.specimen":  {"Specimen"},
+				"Observation.device":    {"Device", "DeviceMetric"},
+				"Observation.hasMember": {"Observation", "QuestionnaireResponse", "MolecularSequence"},
+				"Observation.derivedFrom": {
+					"DocumentReference", "ImagingStudy", "Media", "QuestionnaireResponse",
+					"Observation", "MolecularSequence",
+				},
+			},
+			syntax: map[string]primitiveSyntax{"Observation.issued": syntaxInstant},
+		},
+	}
+}
+
+// datatypeSyntax gives the primitive type of string elements of datatypes
+// shared by all resources ("GoType.element").
+func datatypeSyntax() map[string]primitiveSyntax {
+	return map[string]primitiveSyntax{
+		"Meta.versionId":      syntaxID,
+		"Meta.lastUpdated":    syntaxInstant,
+		"Period.start":        syntaxDateTime,
+		"Period.end":          syntaxDateTime,
+		"Annotation.time":     syntaxDateTime,
+		"Attachment.creation": syntaxDateTime,
+		"Timing.event":        syntaxDateTime,
+		"Signature.when":      syntaxInstant,
+	}
+}
+
+// datatypeReferences gives the allowed targets of references inside
+// datatypes, wherever the datatype is used ("GoType.element").
+func datatypeReferences() map[string][]string {
+	signer := []string{"Practitioner", "PractitionerRole", "RelatedPerson", "Patient", "Device", "Organization"}
+	return map[string][]string{
+		"Identifier.assigner":        {"Organization"},
+		"Annotation.authorReference": {"Practitioner", "Patient", "RelatedPerson", "Organization"},
+		"Signature.who":              signer,
+		"Signature.onBehalfOf":       signer,
+	}
+}
