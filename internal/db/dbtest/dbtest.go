@@ -27,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/vidda/vidda/internal/db"
 	"github.com/vidda/vidda/internal/db/devpg"
@@ -78,6 +79,19 @@ func run(m *testing.M) int {
 		harness.server = cluster.URL("postgres")
 	}
 	code := m.Run()
+	// Every goroutine a test started must be gone by now (STYLE.md §9).
+	if code == 0 {
+		if err := goleak.Find(
+			goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
+			// fasthttp's worker-pool cleaner notices a shutdown only at its next 10 s tick.
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+			// fasthttp keeps one process-wide goroutine refreshing the Date header.
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "dbtest: leaked goroutines:", err)
+			code = 1
+		}
+	}
 	for _, name := range harness.created {
 		if err := exec(ctx, harness.server, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			fmt.Fprintln(os.Stderr, "dbtest: drop:", err)
@@ -98,7 +112,7 @@ func URL(tb testing.TB) string {
 	harness.mu.Lock()
 	defer harness.mu.Unlock()
 	if harness.pkgURL == "" {
-		u, err := create(tb)
+		u, err := create(tb.Name())
 		if err != nil {
 			tb.Fatalf("dbtest: %v", err)
 		}
@@ -113,7 +127,7 @@ func NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	harness.mu.Lock()
 	defer harness.mu.Unlock()
-	u, err := create(tb)
+	u, err := create(tb.Name())
 	if err != nil {
 		tb.Fatalf("dbtest: %v", err)
 	}
@@ -139,11 +153,11 @@ func PoolFor(tb testing.TB, u string) *pgxpool.Pool {
 	return pool
 }
 
-func create(tb testing.TB) (string, error) {
+func create(testName string) (string, error) {
 	if harness.server == "" {
 		return "", fmt.Errorf("no server: call dbtest.Main from TestMain")
 	}
-	name := "t_" + sanitize(tb.Name()) + "_" + randomSuffix()
+	name := "t_" + sanitize(testName) + "_" + randomSuffix()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := exec(ctx, harness.server, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {

@@ -62,14 +62,14 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := c.initdb(ctx); err != nil {
 		return nil, err
 	}
-	if port, ok := c.runningPort(); ok {
+	if port, ok := c.runningPort(ctx); ok {
 		c.port = port
 		c.logf("postgres already running in %s on port %d", c.opts.Dir, port)
 		return c, nil
 	}
 	c.port = opts.Port
 	if c.port == 0 {
-		if c.port, err = freePort(); err != nil {
+		if c.port, err = freePort(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -115,7 +115,7 @@ func (c *Cluster) Port() int { return c.port }
 // Stop shuts the server down (fast mode: active sessions are disconnected).
 // A cluster that is not running is not an error.
 func (c *Cluster) Stop(ctx context.Context) error {
-	if _, ok := c.runningPort(); !ok {
+	if _, ok := c.runningPort(ctx); !ok {
 		return nil
 	}
 	err := c.run(ctx, filepath.Join(c.bin, "pg_ctl"), "stop", "-D", c.opts.Dir, "-m", "fast", "-w")
@@ -194,7 +194,7 @@ func (c *Cluster) start(ctx context.Context) error {
 }
 
 // runningPort reads postmaster.pid of a live server in the data dir.
-func (c *Cluster) runningPort() (int, bool) {
+func (c *Cluster) runningPort(ctx context.Context) (int, bool) {
 	b, err := os.ReadFile(filepath.Join(c.opts.Dir, "postmaster.pid"))
 	if err != nil {
 		return 0, false
@@ -212,7 +212,7 @@ func (c *Cluster) runningPort() (int, bool) {
 		return 0, false
 	}
 	d := net.Dialer{Timeout: time.Second}
-	conn, err := d.DialContext(context.Background(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return 0, false
 	}
@@ -267,9 +267,9 @@ func versionOf(pgctl string) int {
 	return v
 }
 
-func freePort() (int, error) {
+func freePort(ctx context.Context) (int, error) {
 	var lc net.ListenConfig
-	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("devpg: free port: %w", err)
 	}

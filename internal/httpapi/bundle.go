@@ -1,0 +1,256 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
+	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/auth"
+)
+
+func (s *Server) search(c *fiber.Ctx) error {
+	q := url.Values{}
+	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) { q.Add(string(k), string(v)) })
+	return s.runSearch(c, q)
+}
+
+// searchPost is POST [type]/_search with a form body (R4 §3.1.1.3).
+func (s *Server) searchPost(c *fiber.Ctx) error {
+	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
+		return errUnsupportedMedia(c.Get(fiber.HeaderContentType))
+	}
+	q, err := url.ParseQuery(string(c.Body()))
+	if err != nil {
+		return errBadRequest("form body: " + err.Error())
+	}
+	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) { q.Add(string(k), string(v)) })
+	return s.runSearch(c, q)
+}
+
+func (s *Server) runSearch(c *fiber.Ctx, raw url.Values) error {
+	typ, _, err := params(c)
+	if err != nil {
+		return err
+	}
+	acc, err := s.authorize(c, auth.InteractionSearch, typ)
+	if err != nil {
+		return err
+	}
+	strict := strings.Contains(c.Get("Prefer"), "handling=strict")
+	q, err := s.deps.Params.Parse(typ, raw, strict)
+	if err != nil {
+		return err
+	}
+	if err := confine(q, acc); err != nil {
+		return err
+	}
+	page, err := s.deps.Store.Search(c.UserContext(), q, acc)
+	if err != nil {
+		return err
+	}
+	b := newBundle("searchset")
+	if page.Total >= 0 {
+		b.total = &page.Total
+	}
+	b.link("self", s.searchURL(typ, q.Params, q.Cursor))
+	if page.NextCursor != "" {
+		b.link("next", s.searchURL(typ, q.Params, page.NextCursor))
+	}
+	for _, e := range page.Entries {
+		b.entry(s.base+"/fhir/"+e.Type+"/"+e.ID, e.Content, `"search":{"mode":"match"}`)
+	}
+	if len(q.Ignored) > 0 {
+		oo := fhir.OperationOutcome(fhir.Issue{
+			Severity: "warning", Code: "not-supported",
+			Diagnostics: "ignored search parameters: " + strings.Join(q.Ignored, ", "),
+		})
+		b.entry("", oo, `"search":{"mode":"outcome"}`)
+	}
+	return s.send(c, b.bytes())
+}
+
+// confine refuses a patient-restricted search that names another patient,
+// instead of quietly answering with nothing.
+func confine(q *search.Query, acc store.Access) error {
+	if acc.PatientID == "" {
+		return nil
+	}
+	for _, f := range q.Filters {
+		if f.Param.Column != "patient_id" {
+			continue
+		}
+		for _, v := range f.Values {
+			if v.Ref != acc.PatientID {
+				return fmt.Errorf("search names another patient: %w", auth.ErrForbidden)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) searchURL(typ string, params url.Values, cursor string) string {
+	v := url.Values{}
+	for k, vs := range params {
+		v[k] = vs
+	}
+	if cursor != "" {
+		v.Set("_cursor", cursor)
+	}
+	u := s.base + "/fhir/" + typ
+	if enc := v.Encode(); enc != "" {
+		u += "?" + enc
+	}
+	return u
+}
+
+func (s *Server) typeHistory(c *fiber.Ctx) error     { return s.history(c, false) }
+func (s *Server) instanceHistory(c *fiber.Ctx) error { return s.history(c, true) }
+
+func (s *Server) history(c *fiber.Ctx, instance bool) error {
+	typ, id, err := params(c)
+	if err != nil {
+		return err
+	}
+	acc, err := s.authorize(c, auth.InteractionHistory, typ)
+	if err != nil {
+		return err
+	}
+	opts := store.HistoryOptions{Count: search.DefaultCount, Cursor: c.Query("_cursor")}
+	if v := c.Query("_count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errBadRequest("_count must be a positive integer")
+		}
+		opts.Count = min(n, search.MaxCount)
+	}
+	if v := c.Query("_since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return errBadRequest("_since must be a FHIR instant such as 2026-11-20T10:00:00Z")
+		}
+		opts.Since = t
+	}
+	page, err := s.deps.Store.History(c.UserContext(), typ, id, opts, acc)
+	if err != nil {
+		return err
+	}
+	base := s.base + "/fhir/" + typ
+	if instance {
+		base += "/" + id
+	}
+	base += "/_history"
+	b := newBundle("history")
+	b.link("self", base)
+	if page.NextCursor != "" {
+		v := url.Values{"_cursor": {page.NextCursor}, "_count": {strconv.Itoa(opts.Count)}}
+		if !opts.Since.IsZero() {
+			v.Set("_since", instant(opts.Since))
+		}
+		b.link("next", base+"?"+v.Encode())
+	}
+	for _, e := range page.Entries {
+		method, status := "PUT", "200"
+		switch {
+		case e.Deleted:
+			method, status = "DELETE", "204"
+		case e.VersionID == 1:
+			method, status = "POST", "201"
+		}
+		reqURL := e.Type + "/" + e.ID
+		if method == "POST" {
+			reqURL = e.Type
+		}
+		extra := fmt.Sprintf(`"request":{"method":%q,"url":%q},"response":{"status":%q,"etag":%q,"lastModified":%q}`,
+			method, reqURL, status, etag(e.VersionID), instant(e.LastUpdated))
+		var content []byte
+		if !e.Deleted {
+			content = e.Content
+		}
+		b.entry(s.base+"/fhir/"+e.Type+"/"+e.ID, content, extra)
+	}
+	return s.send(c, b.bytes())
+}
+
+// bundle writes a Bundle around stored resource bytes without decoding
+// them.
+type bundle struct {
+	typ     string
+	total   *int64
+	links   [][2]string
+	entries bytes.Buffer
+	n       int
+}
+
+func newBundle(typ string) *bundle { return &bundle{typ: typ} }
+
+func (b *bundle) link(rel, u string) { b.links = append(b.links, [2]string{rel, u}) }
+
+// entry adds an entry; resource may be nil, extra is more entry members.
+func (b *bundle) entry(fullURL string, resource []byte, extra string) {
+	if b.n > 0 {
+		b.entries.WriteByte(',')
+	}
+	b.n++
+	b.entries.WriteByte('{')
+	sep := ""
+	if fullURL != "" {
+		b.entries.WriteString(`"fullUrl":`)
+		writeString(&b.entries, fullURL)
+		sep = ","
+	}
+	if resource != nil {
+		b.entries.WriteString(sep + `"resource":`)
+		b.entries.Write(resource)
+		sep = ","
+	}
+	if extra != "" {
+		b.entries.WriteString(sep + extra)
+	}
+	b.entries.WriteByte('}')
+}
+
+func (b *bundle) bytes() []byte {
+	var out bytes.Buffer
+	out.Grow(b.entries.Len() + 512)
+	out.WriteString(`{"resourceType":"Bundle","id":"` + uuid.NewString() + `","meta":{"lastUpdated":"` + instant(time.Now()) + `"},"type":"` + b.typ + `"`)
+	if b.total != nil {
+		out.WriteString(`,"total":` + strconv.FormatInt(*b.total, 10))
+	}
+	if len(b.links) > 0 {
+		out.WriteString(`,"link":[`)
+		for i, l := range b.links {
+			if i > 0 {
+				out.WriteByte(',')
+			}
+			out.WriteString(`{"relation":"` + l[0] + `","url":`)
+			writeString(&out, l[1])
+			out.WriteByte('}')
+		}
+		out.WriteByte(']')
+	}
+	if b.n > 0 {
+		out.WriteString(`,"entry":[`)
+		out.Write(b.entries.Bytes())
+		out.WriteByte(']')
+	}
+	out.WriteByte('}')
+	return out.Bytes()
+}
+
+// writeString writes s as a JSON string; URLs keep their "&" readable.
+func writeString(buf *bytes.Buffer, s string) {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)           // a string always encodes
+	buf.Truncate(buf.Len() - 1) // Encode appends a newline
+}

@@ -1,0 +1,165 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
+	"github.com/vidda/vidda/internal/auth"
+)
+
+// Config tunes the HTTP server.
+type Config struct {
+	// Addr is host:port to listen on (VIDDA_HTTP_ADDR).
+	Addr string
+	// BaseURL is the public base URL for links (VIDDA_BASE_URL); default
+	// http://Addr.
+	BaseURL string
+	// BodyLimit caps request bodies in bytes.
+	BodyLimit int
+	// RequestTimeout bounds the database work of one request (fasthttp does
+	// not cancel a request when the client goes away).
+	RequestTimeout time.Duration
+	// ShutdownTimeout bounds the drain of in-flight requests on stop.
+	ShutdownTimeout time.Duration
+	// Version is reported in the CapabilityStatement.
+	Version string
+}
+
+// DefaultConfig returns the settings used unless told otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            "127.0.0.1:8080",
+		BodyLimit:       4 << 20,
+		RequestTimeout:  30 * time.Second,
+		ShutdownTimeout: 20 * time.Second,
+		Version:         "dev",
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("VIDDA_HTTP_ADDR: %q is not host:port: %w", c.Addr, err)
+	}
+	if c.BaseURL != "" {
+		u, err := url.Parse(c.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("VIDDA_BASE_URL: %q is not an http(s) URL", c.BaseURL)
+		}
+	}
+	if c.BodyLimit < 1024 {
+		return fmt.Errorf("VIDDA_HTTP_BODY_LIMIT: %d bytes is too small", c.BodyLimit)
+	}
+	return nil
+}
+
+// Verifier checks bearer tokens.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (*auth.Principal, error)
+}
+
+// Pinger reports whether a dependency (the database) answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are what the server serves.
+type Deps struct {
+	Store    Resources
+	Types    *fhir.Registry
+	Params   *search.Registry
+	Verifier Verifier
+	Ready    Pinger
+	Metrics  *prometheus.Registry
+}
+
+// Server is the HTTP API.
+type Server struct {
+	app     *fiber.App
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	base    string
+	metrics *httpMetrics
+	capJSON []byte
+}
+
+// New builds the server and its routes.
+func New(deps Deps, cfg Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, deps: deps, log: log, base: cfg.BaseURL}
+	if s.base == "" {
+		s.base = "http://" + cfg.Addr
+	}
+	var err error
+	if s.capJSON, err = capabilityStatement(deps.Types, deps.Params, s.base+"/fhir", cfg.Version); err != nil {
+		return nil, err
+	}
+	s.metrics = newHTTPMetrics(deps.Metrics)
+	s.app = fiber.New(fiber.Config{
+		AppName:               "vidda",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+		// FHIR clients send "application/fhir+json"; we read the raw body.
+		StrictRouting: false,
+	})
+	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
+	s.app.Use(s.requestContext)
+	s.routes()
+	return s, nil
+}
+
+// Handler exposes the app for in-process tests.
+func (s *Server) Handler() *fiber.App { return s.app }
+
+// Run serves on ln until ctx ends, then drains in-flight requests.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("http: draining", "timeout", s.cfg.ShutdownTimeout)
+	if err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) routes() {
+	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/metrics", s.authenticate, s.metricsHandler())
+	f := s.app.Group("/fhir")
+	f.Get("/metadata", s.capability)
+	f.Use(s.authenticate)
+	f.Get("/:type/_history", s.typeHistory)
+	f.Get("/:type/:id/_history/:vid", s.vread)
+	f.Get("/:type/:id/_history", s.instanceHistory)
+	f.Get("/:type/:id", s.read)
+	f.Put("/:type/:id", s.update)
+	f.Delete("/:type/:id", s.delete)
+	f.Get("/:type", s.search)
+	f.Post("/:type/_search", s.searchPost)
+	f.Post("/:type", s.create)
+	f.All("/*", func(c *fiber.Ctx) error { return errNotSupported(c.Method() + " " + c.Path()) })
+}
