@@ -1,0 +1,60 @@
+# Vidda: `make run` starts a demo, `make test` runs every test.
+GO      ?= go
+BIN     := bin/vidda
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+LINT    := $(GO) tool -modfile=tools/go.mod golangci-lint
+# Tests that start servers and browsers run one package pair at a time.
+TESTFLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: all build run test test-short bench fuzz lint fmt vet tidy-check vuln clean help
+
+all: build
+
+help:
+	@echo "make run        build, start a local PostgreSQL under .data/, migrate, seed the demo clinic, serve"
+	@echo "make test       every test, against a throwaway PostgreSQL"
+	@echo "make bench      HTTP create/read benchmark against a durable throwaway cluster"
+	@echo "make fuzz       run each fuzz target for FUZZTIME (default 20s)"
+	@echo "make lint       go vet + golangci-lint;  make fmt: gofumpt/goimports"
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vidda
+
+run: build
+	@deploy/devcluster.sh run
+
+test: build
+	deploy/with-testdb.sh $(GO) test $(TESTFLAGS) ./...
+
+test-short:
+	deploy/with-testdb.sh $(GO) test -count=1 -short ./...
+
+bench: build
+	$(GO) build -o bin/viddabench ./cmd/viddabench
+	deploy/with-testdb.sh --durable bin/viddabench http $(BENCHFLAGS)
+
+FUZZTIME ?= 20s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+vet:
+	$(GO) vet ./...
+
+lint: vet
+	$(LINT) run ./...
+
+fmt:
+	$(LINT) fmt ./...
+
+tidy-check:
+	$(GO) mod tidy -diff
+
+vuln:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./...
+
+clean:
+	rm -rf bin

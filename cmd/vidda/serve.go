@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
+	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/config"
+	"github.com/vidda/vidda/internal/db"
+	"github.com/vidda/vidda/internal/httpapi"
+	"github.com/vidda/vidda/internal/obs"
+)
+
+// common are the settings every database command shares.
+type common struct {
+	db  db.Config
+	log obs.LogConfig
+}
+
+func bindCommon(cs *config.Set, c *common) {
+	cs.Secret(&c.db.URL, "database-url", "VIDDA_DATABASE_URL", "", "PostgreSQL connection URL (required)")
+	cs.String(&c.log.Level, "log-level", "VIDDA_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	cs.String(&c.log.Format, "log-format", "VIDDA_LOG_FORMAT", "json", "log format: json or text")
+}
+
+func (c *common) validate() error {
+	if err := c.db.Validate(); err != nil {
+		return err
+	}
+	return c.log.Validate()
+}
+
+// open validates the settings, makes the logger and opens the pool.
+func (c *common) open(ctx context.Context, e *env) (*slog.Logger, *pgxpool.Pool, error) {
+	if err := c.validate(); err != nil {
+		return nil, nil, err
+	}
+	log, err := obs.NewLogger(e.stderr, c.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := db.Open(ctx, c.db)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, pool, nil
+}
+
+type serveConfig struct {
+	common
+	http      httpapi.Config
+	store     store.Config
+	keys      auth.KeyConfig
+	noMigrate bool
+	zone      string
+}
+
+func serve(ctx context.Context, e *env, args []string) error {
+	cfg := serveConfig{http: httpapi.DefaultConfig(), store: store.DefaultConfig()}
+	cs := config.New("serve", e.getenv)
+	bindCommon(cs, &cfg.common)
+	cs.String(&cfg.http.Addr, "http-addr", "VIDDA_HTTP_ADDR", cfg.http.Addr, "HTTP listen address")
+	cs.String(&cfg.http.BaseURL, "base-url", "VIDDA_BASE_URL", "", "public base URL for links (default http://<http-addr>)")
+	cs.Int(&cfg.http.BodyLimit, "http-body-limit", "VIDDA_HTTP_BODY_LIMIT", cfg.http.BodyLimit, "largest request body in bytes")
+	cs.Duration(&cfg.http.RequestTimeout, "request-timeout", "VIDDA_REQUEST_TIMEOUT", cfg.http.RequestTimeout, "deadline for one request's database work")
+	cs.Duration(&cfg.http.ShutdownTimeout, "shutdown-timeout", "VIDDA_SHUTDOWN_TIMEOUT", cfg.http.ShutdownTimeout, "how long to drain in-flight requests on stop")
+	cs.Int(&cfg.store.MaxBatch, "create-batch", "VIDDA_CREATE_BATCH", cfg.store.MaxBatch, "most creates that share one commit")
+	cs.Bool(&cfg.noMigrate, "no-migrate", "VIDDA_NO_MIGRATE", false, "do not apply migrations on start")
+	cs.String(&cfg.zone, "time-zone", "VIDDA_TIME_ZONE", "UTC", "zone for dates searched without one (IANA name)")
+	if err := cs.Parse(args); err != nil {
+		return err
+	}
+	if err := cfg.http.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.store.Validate(); err != nil {
+		return err
+	}
+	zone, err := time.LoadLocation(cfg.zone)
+	if err != nil {
+		return fmt.Errorf("VIDDA_TIME_ZONE: %w", err)
+	}
+	cfg.http.Version = version
+	started := time.Now()
+	log, pool, err := cfg.open(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	log.InfoContext(ctx, "starting vidda", append([]any{"version", version}, cs.Masked()...)...)
+	if !cfg.noMigrate {
+		if err := db.Migrate(ctx, pool, log); err != nil {
+			return err
+		}
+	}
+	keys := auth.NewKeyStore(pool, cfg.keys, log)
+	if err := keys.EnsureCurrent(ctx); err != nil {
+		return err
+	}
+	types := fhir.NewRegistry()
+	params := search.NewRegistry(zone)
+	st := store.New(pool, types, params, cfg.store, log)
+	metrics := obs.NewRegistry(pool)
+	srv, err := httpapi.New(httpapi.Deps{
+		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: metrics,
+	}, cfg.http, log)
+	if err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.http.Addr)
+	if err != nil {
+		return fmt.Errorf("VIDDA_HTTP_ADDR: %w", err)
+	}
+	log.InfoContext(ctx, "vidda ready", "http", "http://"+ln.Addr().String(), "fhir", "http://"+ln.Addr().String()+"/fhir", "startup", time.Since(started))
+
+	// The store's writers outlive the HTTP server: in-flight creates must
+	// commit before the process exits.
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	g := new(errgroup.Group)
+	g.Go(func() error { return st.Run(storeCtx) })
+	g.Go(func() error { return keys.Run(ctx) })
+	g.Go(func() error {
+		defer stopStore()
+		return srv.Run(ctx, ln)
+	})
+	err = g.Wait()
+	log.Info("vidda stopped", "err", err)
+	return err
+}
