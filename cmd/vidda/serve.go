@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -62,6 +63,7 @@ type serveConfig struct {
 	keys      auth.KeyConfig
 	noMigrate bool
 	zone      string
+	pprofAddr string
 }
 
 func serve(ctx context.Context, e *env, args []string) error {
@@ -74,8 +76,10 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.Duration(&cfg.http.RequestTimeout, "request-timeout", "VIDDA_REQUEST_TIMEOUT", cfg.http.RequestTimeout, "deadline for one request's database work")
 	cs.Duration(&cfg.http.ShutdownTimeout, "shutdown-timeout", "VIDDA_SHUTDOWN_TIMEOUT", cfg.http.ShutdownTimeout, "how long to drain in-flight requests on stop")
 	cs.Int(&cfg.store.MaxBatch, "create-batch", "VIDDA_CREATE_BATCH", cfg.store.MaxBatch, "most creates that share one commit")
+	cs.Int(&cfg.store.Writers, "create-writers", "VIDDA_CREATE_WRITERS", cfg.store.Writers, "group commits in flight at once")
 	cs.Bool(&cfg.noMigrate, "no-migrate", "VIDDA_NO_MIGRATE", false, "do not apply migrations on start")
 	cs.String(&cfg.zone, "time-zone", "VIDDA_TIME_ZONE", "UTC", "zone for dates searched without one (IANA name)")
+	cs.String(&cfg.pprofAddr, "pprof-addr", "VIDDA_PPROF_ADDR", "", "serve Go's profiler here (off when empty; keep it on loopback)")
 	if err := cs.Parse(args); err != nil {
 		return err
 	}
@@ -91,6 +95,11 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	cfg.http.Version = version
 	started := time.Now()
+	if e.getenv("GOGC") == "" {
+		// The heap is small (tens of MB); collecting a quarter as often
+		// measured 30 % more creates/s in make bench. GOGC still overrides.
+		debug.SetGCPercent(400)
+	}
 	log, pool, err := cfg.open(ctx, e)
 	if err != nil {
 		return err
@@ -129,6 +138,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 	g := new(errgroup.Group)
 	g.Go(func() error { return st.Run(storeCtx) })
 	g.Go(func() error { return keys.Run(ctx) })
+	if cfg.pprofAddr != "" {
+		g.Go(func() error { return servePprof(ctx, cfg.pprofAddr, log) })
+	}
 	g.Go(func() error {
 		defer stopStore()
 		return srv.Run(ctx, ln)

@@ -139,13 +139,17 @@ func (s *Store) insertBatch(ctx context.Context, batch []*createReq) error {
 		}
 		byType[r.def] = append(byType[r.def], r.row)
 	}
+	if len(order) == 1 {
+		// One statement is its own transaction: one round trip, one commit.
+		return insertRows(ctx, s.pool, order[0], byType[order[0]])
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return translate(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	for _, def := range order {
-		if err := insertRows(ctx, tx, def, byType[def], ""); err != nil {
+		if err := insertRows(ctx, tx, def, byType[def]); err != nil {
 			return err
 		}
 	}
@@ -155,9 +159,8 @@ func (s *Store) insertBatch(ctx context.Context, batch []*createReq) error {
 	return nil
 }
 
-// insertRows inserts rows into def's table in one statement; suffix is
-// appended (e.g. an ON CONFLICT clause).
-func insertRows(ctx context.Context, tx pgx.Tx, def *search.Definition, rows []*row, suffix string) error {
+// insertRows inserts rows into def's table in one statement.
+func insertRows(ctx context.Context, tx querier, def *search.Definition, rows []*row) error {
 	cols := append([]string{"id", "version_id", "last_updated", "patient_id", "content"}, indexColumns(def)...)
 	var sql strings.Builder
 	sql.WriteString("INSERT INTO " + table(def.Type) + " (" + strings.Join(cols, ", ") + ") VALUES ")
@@ -177,7 +180,6 @@ func insertRows(ctx context.Context, tx pgx.Tx, def *search.Definition, rows []*
 		args = append(args, r.id, r.version, r.lastUpdated, r.patientID, r.content)
 		args = append(args, r.index...)
 	}
-	sql.WriteString(suffix)
 	tag, err := tx.Exec(ctx, sql.String(), args...)
 	if err != nil {
 		return fmt.Errorf("insert %s: %w", def.Type, translate(err))

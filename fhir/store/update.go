@@ -60,7 +60,7 @@ func (s *Store) Update(ctx context.Context, res *fhir.Resource, id string, ifMat
 		if !r.inCompartment(a) {
 			return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, ErrOutsideCompartment)
 		}
-		if err := insertRows(ctx, tx, def, []*row{r}, ""); err != nil {
+		if err := insertRows(ctx, tx, def, []*row{r}); err != nil {
 			return nil, false, err
 		}
 		if err := tx.Commit(ctx); err != nil {
@@ -205,7 +205,7 @@ func (s *Store) CreateIfNoneExist(ctx context.Context, res *fhir.Resource, condi
 	if !r.inCompartment(a) {
 		return nil, false, fmt.Errorf("create %s: %w", res.Type, ErrOutsideCompartment)
 	}
-	if err := insertRows(ctx, tx, def, []*row{r}, ""); err != nil {
+	if err := insertRows(ctx, tx, def, []*row{r}); err != nil {
 		return nil, false, err
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -48,6 +48,8 @@ type KeyStore struct {
 	sem        chan struct{}
 	lastReload time.Time
 	reloads    atomic.Int64 // database loads, for tests
+
+	verified *verifiedCache
 }
 
 // keySet is an immutable snapshot of the keys, swapped whole on reload.
@@ -73,9 +75,10 @@ type signer struct {
 func NewKeyStore(pool *pgxpool.Pool, cfg KeyConfig, log *slog.Logger) *KeyStore {
 	cfg = cfg.withDefaults()
 	return &KeyStore{
-		pool: pool,
-		cfg:  cfg,
-		log:  log,
+		pool:     pool,
+		cfg:      cfg,
+		log:      log,
+		verified: newVerifiedCache(verifiedCacheSize, verifiedCacheTTL),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{algEdDSA}),
 			jwt.WithLeeway(Leeway),

@@ -139,6 +139,19 @@ func (s *KeyStore) claimsFor(req TokenRequest) (claims, error) {
 // parseable scopes. Every failure wraps ErrUnauthenticated with a message
 // fit for the client; none contains the token.
 func (s *KeyStore) Verify(ctx context.Context, token string) (*Principal, error) {
+	now := s.cfg.Now()
+	if p, ok := s.verified.get(token, now); ok {
+		return p, nil
+	}
+	p, err := s.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	s.verified.put(token, p, now)
+	return p, nil
+}
+
+func (s *KeyStore) verify(ctx context.Context, token string) (*Principal, error) {
 	if token == "" {
 		return nil, unauthenticated("missing token")
 	}
