@@ -30,12 +30,14 @@ type env struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   {"run the server (default)", serve},
-		"migrate": {"apply database migrations and exit", migrate},
-		"token":   {"print a bearer token for local use", token},
-		"seed":    {"load the demo clinic (idempotent) and print demo logins", seed},
-		"devdb":   {"start or stop the local development PostgreSQL under .data/", devdb},
-		"version": {"print the version", printVersion},
+		"serve":      {"run the server (default)", serve},
+		"migrate":    {"apply database migrations and exit", migrate},
+		"token":      {"print a bearer token for local use", token},
+		"seed":       {"load the demo clinic (idempotent) and print demo logins", seed},
+		"device":     {"register a home device (add) and manage its MQTT credentials (rotate, disable)", device},
+		"deadletter": {"list device input that could not be stored", deadletter},
+		"devdb":      {"start or stop the local development PostgreSQL under .data/", devdb},
+		"version":    {"print the version", printVersion},
 	}
 }
 

@@ -99,7 +99,7 @@ func TestTokenPrintsTheBareToken(t *testing.T) {
 func TestServeSeedAndDrain(t *testing.T) {
 	addr := freeAddr(t)
 	envFile := filepath.Join(t.TempDir(), "tokens.env")
-	env := map[string]string{"VIDDA_DATABASE_URL": dbtest.NewDatabase(t), "VIDDA_HTTP_ADDR": addr, "VIDDA_LOG_LEVEL": "warn"}
+	env := map[string]string{"VIDDA_DATABASE_URL": dbtest.NewDatabase(t), "VIDDA_HTTP_ADDR": addr, "VIDDA_MQTT_LISTEN": freeAddr(t), "VIDDA_LOG_LEVEL": "warn"}
 	if _, _, err := runCmd(t, context.Background(), env, "migrate"); err != nil {
 		t.Fatal(err)
 	}

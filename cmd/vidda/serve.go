@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vidda/vidda/devices/broker"
+	"github.com/vidda/vidda/devices/ingest"
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
@@ -64,10 +68,13 @@ type serveConfig struct {
 	noMigrate bool
 	zone      string
 	pprofAddr string
+	mqtt      broker.Config
+	mqttURL   string
+	ingest    ingest.Config
 }
 
 func serve(ctx context.Context, e *env, args []string) error {
-	cfg := serveConfig{http: httpapi.DefaultConfig(), store: store.DefaultConfig()}
+	cfg := serveConfig{http: httpapi.DefaultConfig(), store: store.DefaultConfig(), ingest: ingest.DefaultConfig()}
 	cs := config.New("serve", e.getenv)
 	bindCommon(cs, &cfg.common)
 	cs.String(&cfg.http.Addr, "http-addr", "VIDDA_HTTP_ADDR", cfg.http.Addr, "HTTP listen address")
@@ -79,6 +86,12 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.Int(&cfg.store.Writers, "create-writers", "VIDDA_CREATE_WRITERS", cfg.store.Writers, "group commits in flight at once")
 	cs.Bool(&cfg.noMigrate, "no-migrate", "VIDDA_NO_MIGRATE", false, "do not apply migrations on start")
 	cs.String(&cfg.zone, "time-zone", "VIDDA_TIME_ZONE", "UTC", "zone for dates searched without one (IANA name)")
+	cs.String(&cfg.mqtt.Listen, "mqtt-listen", "VIDDA_MQTT_LISTEN", broker.DefaultListen, "embedded MQTT broker listen address")
+	cs.String(&cfg.mqtt.TLSCertFile, "mqtt-tls-cert", "VIDDA_MQTT_TLS_CERT", "", "PEM certificate: the embedded broker speaks TLS")
+	cs.String(&cfg.mqtt.TLSKeyFile, "mqtt-tls-key", "VIDDA_MQTT_TLS_KEY", "", "PEM key for --mqtt-tls-cert")
+	cs.Secret(&cfg.mqttURL, "mqtt-url", "VIDDA_MQTT_URL", "", "external MQTT broker URL (unset: embedded broker)")
+	cs.Duration(&cfg.ingest.Limits.MaxAge, "reading-max-age", "VIDDA_READING_MAX_AGE", cfg.ingest.Limits.MaxAge, "oldest measurement accepted from a device")
+	cs.Int(&cfg.ingest.MaxBatch, "ingest-batch", "VIDDA_INGEST_BATCH", cfg.ingest.MaxBatch, "most readings committed together")
 	cs.String(&cfg.pprofAddr, "pprof-addr", "VIDDA_PPROF_ADDR", "", "serve Go's profiler here (off when empty; keep it on loopback)")
 	if err := cs.Parse(args); err != nil {
 		return err
@@ -88,6 +101,15 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	if err := cfg.store.Validate(); err != nil {
 		return err
+	}
+	if err := cfg.ingest.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.mqtt.Validate(); err != nil {
+		return fmt.Errorf("VIDDA_MQTT_LISTEN: %w", err)
+	}
+	if cfg.mqttURL != "" {
+		return errors.New("VIDDA_MQTT_URL: an external broker is not supported yet; unset it to use the embedded broker")
 	}
 	zone, err := time.LoadLocation(cfg.zone)
 	if err != nil {
@@ -126,24 +148,52 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var lc net.ListenConfig
+	pipe := ingest.New(ingestSink{st}, ingestBindings{st}, types, cfg.ingest, metrics, log)
+	mq, err := broker.New(cfg.mqtt, auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential), brokerHandler{pipe}, log)
+	if err != nil {
+		return err
+	}
 	ln, err := lc.Listen(ctx, "tcp", cfg.http.Addr)
 	if err != nil {
 		return fmt.Errorf("VIDDA_HTTP_ADDR: %w", err)
 	}
-	log.InfoContext(ctx, "vidda ready", "http", "http://"+ln.Addr().String(), "fhir", "http://"+ln.Addr().String()+"/fhir", "startup", time.Since(started))
 
-	// The store's writers outlive the HTTP server: in-flight creates must
-	// commit before the process exits.
+	// Shutdown order: the HTTP server and the broker stop taking work and
+	// drain; then the pipeline commits what is queued and the store's
+	// writers finish, so everything acknowledged is committed.
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
-	g := new(errgroup.Group)
+	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
+	var sources sync.WaitGroup
+	sources.Add(2)
+	go func() {
+		sources.Wait()
+		stopPipe()
+		stopStore()
+	}()
+	// A failing server cancels gctx, which stops the others.
+	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return st.Run(storeCtx) })
-	g.Go(func() error { return keys.Run(ctx) })
+	g.Go(func() error { return pipe.Run(pipeCtx) })
+	g.Go(func() error {
+		defer sources.Done()
+		return mq.Run(gctx)
+	})
+	g.Go(func() error {
+		select {
+		case <-mq.Ready():
+			log.InfoContext(ctx, "vidda ready", "http", "http://"+ln.Addr().String(), "fhir", "http://"+ln.Addr().String()+"/fhir",
+				"mqtt", mq.Addr(), "startup", time.Since(started))
+		case <-gctx.Done():
+		}
+		return nil
+	})
+	g.Go(func() error { return keys.Run(gctx) })
 	if cfg.pprofAddr != "" {
-		g.Go(func() error { return servePprof(ctx, cfg.pprofAddr, log) })
+		g.Go(func() error { return servePprof(gctx, cfg.pprofAddr, log) })
 	}
 	g.Go(func() error {
-		defer stopStore()
-		return srv.Run(ctx, ln)
+		defer sources.Done()
+		return srv.Run(gctx, ln)
 	})
 	err = g.Wait()
 	log.Info("vidda stopped", "err", err)

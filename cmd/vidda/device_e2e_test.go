@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vidda/vidda/internal/db/dbtest"
+)
+
+// TestADeviceReadingTravelsFromMQTTToFHIR runs vidda serve with its
+// embedded broker and publishes as a home gateway would, with a real paho
+// client: a PUBACK means the reading is in PostgreSQL and readable as FHIR.
+func TestADeviceReadingTravelsFromMQTTToFHIR(t *testing.T) {
+	ctx := context.Background()
+	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
+	envFile := t.TempDir() + "/tokens.env"
+	env := map[string]string{
+		"VIDDA_DATABASE_URL": dbtest.NewDatabase(t), "VIDDA_HTTP_ADDR": httpAddr, "VIDDA_MQTT_LISTEN": mqttAddr,
+		"VIDDA_LOG_LEVEL": "warn",
+	}
+	if _, _, err := runCmd(t, ctx, env, "seed", "--env-file", envFile); err != nil {
+		t.Fatal(err)
+	}
+	nurse := readEnvFile(t, envFile)["NURSE_TOKEN"]
+	out, _, err := runCmd(t, ctx, env, "device", "add", "--patient", "demo-patient-1", "--serial", "E2E-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cred map[string]string
+	if err := json.Unmarshal([]byte(out), &cred); err != nil {
+		t.Fatal(err)
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(sctx, []string{"serve"}, envOf(env), io.Discard, io.Discard) }()
+	base := "http://" + httpAddr
+	waitReady(t, base, done)
+
+	replies := make(chan mqtt.Message, 10)
+	opts := mqtt.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("gw-" + cred["device"]).
+		SetUsername(cred["username"]).SetPassword(cred["password"]).SetCleanSession(true).SetAutoReconnect(false)
+	c := mqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	for _, sub := range []string{"/acks", "/errors"} {
+		if tok := c.Subscribe(cred["topic"]+sub, 1, func(_ mqtt.Client, m mqtt.Message) { replies <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", sub, tok.Error())
+		}
+	}
+	publish := func(kind, payload string) {
+		t.Helper()
+		tok := c.Publish(cred["topic"]+"/"+kind, 1, false, payload)
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: no PUBACK: %v", tok.Error())
+		}
+	}
+	reply := func() (string, map[string]any) {
+		t.Helper()
+		select {
+		case m := <-replies:
+			var body map[string]any
+			if err := json.Unmarshal(m.Payload(), &body); err != nil {
+				t.Fatalf("reply on %s is not JSON: %s", m.Topic(), m.Payload())
+			}
+			return m.Topic(), body
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reply on acks or errors")
+		}
+		return "", nil
+	}
+
+	at := time.Now().Add(-time.Minute).Format(time.RFC3339)
+	bp := fmt.Sprintf(`{"id":"r-1","t":%q,"type":"blood-pressure","systolic":142,"diastolic":91,"pulse":71,"unit":"mmHg"}`, at)
+	publish("readings", bp)
+	topic, ack := reply()
+	stored, _ := ack["stored"].([]any)
+	if !strings.HasSuffix(topic, "/acks") || len(stored) == 0 {
+		t.Fatalf("reply on %s: %v", topic, ack)
+	}
+	first := stored[0].(map[string]any)["observation"].(string)
+	var obs map[string]any
+	getJSON(t, base+"/fhir/Observation/"+first, nurse, 200, &obs)
+	if obs["subject"].(map[string]any)["reference"] != "Patient/demo-patient-1" {
+		t.Errorf("stored observation %v", obs)
+	}
+
+	publish("readings", bp) // a gateway re-sending after a lost PUBACK
+	_, again := reply()
+	dup := again["stored"].([]any)[0].(map[string]any)
+	if dup["observation"] != first || dup["duplicate"] != true {
+		t.Errorf("re-sent reading: %v, want a duplicate of %s", dup, first)
+	}
+	var bundle struct {
+		Total int `json:"total"`
+	}
+	getJSON(t, base+"/fhir/Observation?identifier=urn:vidda:reading|"+cred["device"]+"/r-1", nurse, 200, &bundle)
+	if bundle.Total != 1 {
+		t.Errorf("%d observations for one reading, want 1", bundle.Total)
+	}
+
+	publish("readings", `{"id":"r-2","t":"`+at+`","type":"spo2","value":130,"unit":"%"}`)
+	topic, rej := reply()
+	if !strings.HasSuffix(topic, "/errors") || !strings.Contains(fmt.Sprint(rej), "impossible-value") {
+		t.Fatalf("impossible SpO2: reply on %s: %v", topic, rej)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	letters, _, err := runCmd(t, ctx, env, "deadletter", "list", "--device", cred["device"])
+	if err != nil || !strings.Contains(letters, "impossible-value") {
+		t.Fatalf("dead letters: %v %s", err, letters)
+	}
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vidda/vidda/devices"
+	"github.com/vidda/vidda/devices/broker"
+	"github.com/vidda/vidda/devices/ingest"
+	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/store"
+)
+
+// This file connects the device path: broker → ingest pipeline → store.
+// Each side declares the small interface it needs; these adapters are the
+// only place that knows both.
+
+// ingestSink writes pipeline batches with the FHIR store.
+type ingestSink struct{ st *store.Store }
+
+func (s ingestSink) WriteBatch(ctx context.Context, rows []ingest.Row, dead []ingest.DeadLetter) ([]ingest.Stored, error) {
+	obs := make([]store.IngestObservation, len(rows))
+	for i, r := range rows {
+		obs[i] = store.IngestObservation{Key: r.Key, Resource: r.Resource}
+	}
+	letters := make([]store.DeadLetter, len(dead))
+	for i, d := range dead {
+		letters[i] = store.DeadLetter{ReceivedAt: d.ReceivedAt, DeviceID: d.DeviceID, Topic: d.Topic, Payload: d.Payload, Reason: d.Reason, Detail: d.Detail}
+	}
+	res, err := s.st.Ingest(ctx, obs, letters)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ingest.Stored, len(res))
+	for i, r := range res {
+		out[i] = ingest.Stored{Key: r.Key, ID: r.ID, Duplicate: r.Duplicate}
+	}
+	return out, nil
+}
+
+// ingestBindings looks devices up in the FHIR store.
+type ingestBindings struct{ st *store.Store }
+
+func (b ingestBindings) DeviceBinding(ctx context.Context, deviceID string) (ingest.Binding, error) {
+	db, err := b.st.DeviceBinding(ctx, deviceID)
+	if errors.Is(err, fhir.ErrNotFound) {
+		return ingest.Binding{}, fmt.Errorf("device %s: %w", deviceID, ingest.ErrUnknownDevice)
+	}
+	if err != nil {
+		return ingest.Binding{}, err
+	}
+	out := ingest.Binding{PatientID: db.PatientID, Active: db.Active}
+	for _, id := range db.PatientIdentifiers {
+		system, value, _ := strings.Cut(id, "|")
+		out.PatientIdentifiers = append(out.PatientIdentifiers, devices.Identifier{System: system, Value: value})
+	}
+	return out, nil
+}
+
+// brokerHandler feeds the embedded broker's publishes into the pipeline;
+// the device's PUBACK is written when the pipeline has committed.
+type brokerHandler struct {
+	pipe *ingest.Pipeline
+}
+
+func (h brokerHandler) Handle(ctx context.Context, m broker.Message, ack func(broker.Result)) {
+	msg := ingest.Message{DeviceID: m.DeviceID, Kind: ingest.Kind(m.Kind), Topic: m.Topic, Payload: m.Payload, Received: m.Received}
+	err := h.pipe.Submit(ctx, msg, func(o ingest.Outcome) {
+		if !o.Committed {
+			return // not durable: no PUBACK, the device sends it again
+		}
+		r := broker.Result{Rejected: o.Rejected, Reply: o.Reply, Errors: o.Errors}
+		if o.Rejected {
+			r.ReasonCode = broker.ReasonPayloadFormatInvalid
+		}
+		ack(r)
+	})
+	if err != nil {
+		// Shutting down: the message is neither stored nor acknowledged.
+		return
+	}
+}

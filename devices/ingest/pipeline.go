@@ -1,0 +1,216 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vidda/vidda/devices"
+	"github.com/vidda/vidda/fhir"
+)
+
+// ErrStopped is returned by Submit once the pipeline is shutting down.
+var ErrStopped = errors.New("ingest pipeline is stopped")
+
+// Config tunes the pipeline.
+type Config struct {
+	// MaxBatch caps the readings committed together.
+	MaxBatch int
+	// QueueSize is how many messages may wait for a commit before Submit
+	// blocks (back-pressure: devices wait for their PUBACKs).
+	QueueSize int
+	// Limits bound measurement times.
+	Limits devices.Limits
+	// CommitTimeout bounds one commit attempt.
+	CommitTimeout time.Duration
+	// DrainTimeout bounds the last commit on shutdown.
+	DrainTimeout time.Duration
+	// BindingTTL is how long a device lookup is remembered.
+	BindingTTL time.Duration
+}
+
+// DefaultConfig returns the settings used unless told otherwise.
+func DefaultConfig() Config {
+	return Config{
+		MaxBatch: 500, QueueSize: 20_000, Limits: devices.DefaultLimits(),
+		CommitTimeout: 30 * time.Second, DrainTimeout: 10 * time.Second, BindingTTL: 30 * time.Second,
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	if c.MaxBatch < 1 || c.QueueSize < 1 {
+		return fmt.Errorf("ingest: MaxBatch and QueueSize must be at least 1 (got %d, %d)", c.MaxBatch, c.QueueSize)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	return nil
+}
+
+// Pipeline batches device messages into commits.
+type Pipeline struct {
+	sink     Sink
+	bindings *bindingCache
+	types    *fhir.Registry
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics
+	queue    chan *job
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// New returns a pipeline writing to sink. Register its metrics with reg
+// (may be nil).
+func New(sink Sink, bindings Bindings, types *fhir.Registry, cfg Config, reg prometheus.Registerer, log *slog.Logger) *Pipeline {
+	return &Pipeline{
+		sink: sink, bindings: newBindingCache(bindings, cfg.BindingTTL), types: types, cfg: cfg, log: log,
+		metrics:  newMetrics(reg),
+		queue:    make(chan *job, cfg.QueueSize),
+		stopping: make(chan struct{}),
+	}
+}
+
+// job is one message, decoded, waiting for its commit.
+type job struct {
+	msg        Message
+	rows       []Row
+	readingIDs []string // per row, the device's reading id
+	dead       *DeadLetter
+	rejected   []*devices.RejectError
+	done       func(Outcome)
+}
+
+// Submit decodes m and queues it; done is called once, after the commit
+// (or with Committed false when the pipeline stops first). It blocks while
+// the queue is full.
+func (p *Pipeline) Submit(ctx context.Context, m Message, done func(Outcome)) error {
+	select {
+	case <-p.stopping:
+		return ErrStopped
+	default:
+	}
+	j := p.prepare(ctx, m)
+	j.done = done
+	p.metrics.messages.WithLabelValues(string(m.Kind)).Inc()
+	select {
+	case p.queue <- j:
+		p.metrics.queued.Inc()
+		return nil
+	case <-p.stopping:
+		return ErrStopped
+	case <-ctx.Done():
+		return fmt.Errorf("ingest submit: %w", ctx.Err())
+	}
+}
+
+// Run commits queued messages until ctx ends, then commits what is still
+// queued (within DrainTimeout) and returns.
+func (p *Pipeline) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			p.drain(ctx)
+			return nil
+		case j := <-p.queue:
+			p.commit(ctx, p.gather(j))
+		}
+	}
+}
+
+// gather takes what is queued behind first, up to MaxBatch readings.
+func (p *Pipeline) gather(first *job) []*job {
+	batch := []*job{first}
+	n := len(first.rows) + 1
+	for n < p.cfg.MaxBatch {
+		select {
+		case j := <-p.queue:
+			batch = append(batch, j)
+			n += len(j.rows) + 1
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit writes a batch, retrying with back-off while the database is
+// unreachable: consumption pauses (devices wait for their acks) and
+// resumes by itself. It gives up only when ctx ends.
+func (p *Pipeline) commit(ctx context.Context, batch []*job) {
+	var rows []Row
+	var dead []DeadLetter
+	for _, j := range batch {
+		p.metrics.queued.Dec()
+		rows = append(rows, j.rows...)
+		if j.dead != nil {
+			dead = append(dead, *j.dead)
+		}
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.CommitTimeout)
+		stored, err := p.sink.WriteBatch(cctx, rows, dead)
+		cancel()
+		if err == nil {
+			p.metrics.observeCommit(time.Since(start), len(rows), len(dead))
+			p.finish(batch, stored)
+			return
+		}
+		p.metrics.commitErrors.Inc()
+		p.log.WarnContext(ctx, "ingest: commit failed, retrying", "attempt", attempt, "readings", len(rows), "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			p.abandon(batch)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// finish tells every message of a committed batch its outcome, in order.
+func (p *Pipeline) finish(batch []*job, stored []Stored) {
+	i := 0
+	for _, j := range batch {
+		mine := stored[i : i+len(j.rows)]
+		i += len(j.rows)
+		for _, s := range mine {
+			if s.Duplicate {
+				p.metrics.duplicates.Inc()
+			} else {
+				p.metrics.stored.Inc()
+			}
+		}
+		j.done(outcome(j, mine))
+	}
+}
+
+// abandon answers messages that could not be committed: not acknowledged.
+func (p *Pipeline) abandon(batch []*job) {
+	for _, j := range batch {
+		j.done(Outcome{})
+	}
+}
+
+// drain commits what is queued at shutdown and refuses what comes later.
+func (p *Pipeline) drain(ctx context.Context) {
+	p.stopOnce.Do(func() { close(p.stopping) })
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancel()
+	for {
+		select {
+		case j := <-p.queue:
+			p.commit(dctx, p.gather(j))
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	fm "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/vidda/vidda/devices"
+	"github.com/vidda/vidda/fhir"
+)
+
+// Reasons for refusing a whole message that belong to the pipeline, not to
+// a payload format.
+const (
+	ReasonUnknownDevice  devices.Reason = "unknown-device"
+	ReasonUnboundDevice  devices.Reason = "unbound-device"
+	ReasonInactiveDevice devices.Reason = "inactive-device"
+)
+
+// prepare decodes and maps m; whatever it refuses becomes a dead letter.
+func (p *Pipeline) prepare(ctx context.Context, m Message) *job {
+	j := &job{msg: m}
+	readings, patientID, err := p.decode(ctx, m)
+	rejected := devices.Rejections(err)
+	if err != nil && rejected == nil {
+		// Not about the payload (e.g. the device lookup failed): keep it
+		// so nothing is lost, and say so.
+		rejected = []*devices.RejectError{{Reason: devices.ReasonMalformed, Index: devices.WholePayload, Message: "could not be processed: " + err.Error()}}
+	}
+	for _, r := range readings {
+		obs, err := r.Observations(m.DeviceID, patientID)
+		if err != nil {
+			rejected = append(rejected, rejection(err, r))
+			continue
+		}
+		for _, o := range obs {
+			res, err := p.resource(o.JSON)
+			if err != nil {
+				rejected = append(rejected, rejection(err, r))
+				continue
+			}
+			j.rows = append(j.rows, Row{Key: o.Key, Resource: res})
+			j.readingIDs = append(j.readingIDs, r.ID)
+		}
+	}
+	if len(rejected) > 0 {
+		j.rejected = rejected
+		for _, r := range rejected {
+			p.metrics.rejected.WithLabelValues(string(r.Reason)).Inc()
+		}
+		j.dead = &DeadLetter{
+			ReceivedAt: m.Received, DeviceID: m.DeviceID, Topic: m.Topic, Payload: m.Payload,
+			Reason: string(rejected[0].Reason), Detail: devices.RejectErrors(rejected).Error(),
+		}
+	}
+	return j
+}
+
+// decode returns the message's readings that pass every check, the bound
+// patient, and the rejections (a devices.RejectErrors or *RejectError).
+func (p *Pipeline) decode(ctx context.Context, m Message) ([]devices.Reading, string, error) {
+	b, err := p.bindings.get(ctx, m.DeviceID)
+	switch {
+	case errors.Is(err, errUnknownDevice):
+		return nil, "", whole(ReasonUnknownDevice, "no device %s is registered", m.DeviceID)
+	case err != nil:
+		return nil, "", err
+	case b.PatientID == "":
+		return nil, "", whole(ReasonUnboundDevice, "device %s is not bound to a patient", m.DeviceID)
+	case !b.Active:
+		return nil, "", whole(ReasonInactiveDevice, "device %s is not active", m.DeviceID)
+	}
+	var readings []devices.Reading
+	var rejected devices.RejectErrors
+	switch m.Kind {
+	case KindReadings:
+		readings, err = devices.DecodeCompact(m.Payload)
+	case KindSenML:
+		readings, err = devices.DecodeSenML(m.Payload, m.Received)
+	case KindFHIR:
+		readings, err = p.decodeFHIR(m, b)
+	default:
+		return nil, "", whole(devices.ReasonUnsupported, "unknown payload format %q", string(m.Kind))
+	}
+	rejected = append(rejected, devices.Rejections(err)...)
+	if err != nil && len(devices.Rejections(err)) == 0 {
+		return nil, "", fmt.Errorf("decode: %w", err)
+	}
+	readings, err = p.cfg.Limits.Filter(readings, m.Received)
+	rejected = append(rejected, devices.Rejections(err)...)
+	if len(rejected) > 0 {
+		return readings, b.PatientID, rejected
+	}
+	return readings, b.PatientID, nil
+}
+
+// resource decodes an Observation the devices package wrote, for the
+// store's search index.
+func (p *Pipeline) resource(raw []byte) (*fhir.Resource, error) {
+	var o fm.Observation
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, fmt.Errorf("mapped observation: %w", err)
+	}
+	return &fhir.Resource{Type: "Observation", Model: &o, Raw: raw}, nil
+}
+
+func whole(reason devices.Reason, format string, args ...any) error {
+	return &devices.RejectError{Reason: reason, Index: devices.WholePayload, Message: fmt.Sprintf(format, args...)}
+}
+
+func rejection(err error, r devices.Reading) *devices.RejectError {
+	if rs := devices.Rejections(err); len(rs) > 0 {
+		return rs[0]
+	}
+	return &devices.RejectError{Reason: devices.ReasonMalformed, Index: r.Index, ID: r.ID, Message: err.Error(), Err: err}
+}
+
+// decodeFHIR decodes a FHIR payload and refuses it whole when it names a
+// patient other than the bound one.
+func (p *Pipeline) decodeFHIR(m Message, b Binding) ([]devices.Reading, error) {
+	payload, err := devices.DecodeFHIR(m.Payload, p.types)
+	if payload == nil {
+		return nil, err
+	}
+	if cerr := payload.CheckPatient(b.PatientID, b.PatientIdentifiers); cerr != nil {
+		return nil, cerr
+	}
+	if payload.Transaction {
+		// FHIR makes a transaction all or nothing, the time window too.
+		if _, ferr := p.cfg.Limits.Filter(payload.Readings, m.Received); ferr != nil {
+			return nil, ferr
+		}
+	}
+	return payload.Readings, err
+}
