@@ -17,7 +17,14 @@ import (
 	"github.com/vidda/vidda/internal/db/dbtest"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
+func TestMain(m *testing.M) {
+	// Crash tests start this test binary as a vidda process they can kill.
+	if os.Getenv("VIDDA_TEST_AS_VIDDA") == "1" {
+		main()
+		return
+	}
+	dbtest.Main(m)
+}
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
