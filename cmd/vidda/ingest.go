@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
 	"strings"
 
 	"github.com/vidda/vidda/devices"
@@ -11,6 +14,7 @@ import (
 	"github.com/vidda/vidda/devices/ingest"
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/auth"
 )
 
 // This file connects the device path: broker → ingest pipeline → store.
@@ -66,7 +70,7 @@ type brokerHandler struct {
 }
 
 func (h brokerHandler) Handle(ctx context.Context, m broker.Message, ack func(broker.Result)) {
-	msg := ingest.Message{DeviceID: m.DeviceID, Kind: ingest.Kind(m.Kind), Topic: m.Topic, Payload: m.Payload, Received: m.Received}
+	msg := ingest.Message{DeviceID: m.DeviceID, Kind: m.Kind, Topic: m.Topic, Payload: m.Payload, Received: m.Received}
 	err := h.pipe.Submit(ctx, msg, func(o ingest.Outcome) {
 		if !o.Committed {
 			return // not durable: no PUBACK, the device sends it again
@@ -81,4 +85,52 @@ func (h brokerHandler) Handle(ctx context.Context, m broker.Message, ack func(br
 		// Shutting down: the message is neither stored nor acknowledged.
 		return
 	}
+}
+
+// deviceInput is where device messages come from: the embedded broker or
+// the consumer of an external one.
+type deviceInput interface {
+	Run(ctx context.Context) error
+	Ready() <-chan struct{}
+	Addr() string
+}
+
+// deviceSource picks the embedded broker, or the consumer of the broker at
+// VIDDA_MQTT_URL.
+func deviceSource(cfg serveConfig, external bool, pipe *ingest.Pipeline, st *store.Store, log *slog.Logger) (deviceInput, error) {
+	if external {
+		return externalInput{ingest.NewConsumer(cfg.consumer, pipe, log), cfg.consumer.URL}, nil
+	}
+	mq, err := broker.New(cfg.mqtt, auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential), brokerHandler{pipe}, log)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	return mq, nil
+}
+
+// externalInput adapts the consumer: it is ready once started.
+type externalInput struct {
+	*ingest.Consumer
+	url string
+}
+
+func (e externalInput) Ready() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func (e externalInput) Addr() string {
+	if u, err := url.Parse(e.url); err == nil {
+		return u.Host
+	}
+	return ""
+}
+
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "vidda"
+	}
+	return "vidda-" + host
 }

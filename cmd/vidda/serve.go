@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -69,7 +68,7 @@ type serveConfig struct {
 	zone      string
 	pprofAddr string
 	mqtt      broker.Config
-	mqttURL   string
+	consumer  ingest.ConsumerConfig
 	ingest    ingest.Config
 }
 
@@ -89,7 +88,8 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.String(&cfg.mqtt.Listen, "mqtt-listen", "VIDDA_MQTT_LISTEN", broker.DefaultListen, "embedded MQTT broker listen address")
 	cs.String(&cfg.mqtt.TLSCertFile, "mqtt-tls-cert", "VIDDA_MQTT_TLS_CERT", "", "PEM certificate: the embedded broker speaks TLS")
 	cs.String(&cfg.mqtt.TLSKeyFile, "mqtt-tls-key", "VIDDA_MQTT_TLS_KEY", "", "PEM key for --mqtt-tls-cert")
-	cs.Secret(&cfg.mqttURL, "mqtt-url", "VIDDA_MQTT_URL", "", "external MQTT broker URL (unset: embedded broker)")
+	cs.Secret(&cfg.consumer.URL, "mqtt-url", "VIDDA_MQTT_URL", "", "external MQTT broker, tcp://user:pass@host:1883 (unset: embedded broker)")
+	cs.String(&cfg.consumer.ClientID, "instance-id", "VIDDA_INSTANCE_ID", defaultInstanceID(), "stable id of this instance: its MQTT client id")
 	cs.Duration(&cfg.ingest.Limits.MaxAge, "reading-max-age", "VIDDA_READING_MAX_AGE", cfg.ingest.Limits.MaxAge, "oldest measurement accepted from a device")
 	cs.Int(&cfg.ingest.MaxBatch, "ingest-batch", "VIDDA_INGEST_BATCH", cfg.ingest.MaxBatch, "most readings committed together")
 	cs.String(&cfg.pprofAddr, "pprof-addr", "VIDDA_PPROF_ADDR", "", "serve Go's profiler here (off when empty; keep it on loopback)")
@@ -105,11 +105,13 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err := cfg.ingest.Validate(); err != nil {
 		return err
 	}
-	if err := cfg.mqtt.Validate(); err != nil {
+	external := cfg.consumer.URL != ""
+	if external {
+		if err := cfg.consumer.Validate(); err != nil {
+			return err
+		}
+	} else if err := cfg.mqtt.Validate(); err != nil {
 		return fmt.Errorf("VIDDA_MQTT_LISTEN: %w", err)
-	}
-	if cfg.mqttURL != "" {
-		return errors.New("VIDDA_MQTT_URL: an external broker is not supported yet; unset it to use the embedded broker")
 	}
 	zone, err := time.LoadLocation(cfg.zone)
 	if err != nil {
@@ -149,7 +151,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	var lc net.ListenConfig
 	pipe := ingest.New(ingestSink{st}, ingestBindings{st}, types, cfg.ingest, metrics, log)
-	mq, err := broker.New(cfg.mqtt, auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential), brokerHandler{pipe}, log)
+	devicesIn, err := deviceSource(cfg, external, pipe, st, log)
 	if err != nil {
 		return err
 	}
@@ -176,13 +178,13 @@ func serve(ctx context.Context, e *env, args []string) error {
 	g.Go(func() error { return pipe.Run(pipeCtx) })
 	g.Go(func() error {
 		defer sources.Done()
-		return mq.Run(gctx)
+		return devicesIn.Run(gctx)
 	})
 	g.Go(func() error {
 		select {
-		case <-mq.Ready():
+		case <-devicesIn.Ready():
 			log.InfoContext(ctx, "vidda ready", "http", "http://"+ln.Addr().String(), "fhir", "http://"+ln.Addr().String()+"/fhir",
-				"mqtt", mq.Addr(), "startup", time.Since(started))
+				"mqtt", devicesIn.Addr(), "startup", time.Since(started))
 		case <-gctx.Done():
 		}
 		return nil

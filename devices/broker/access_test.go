@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidda/vidda/devices"
+
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -72,14 +74,14 @@ func TestADeviceStaysInItsOwnTopics(t *testing.T) {
 
 	t.Run("it may subscribe only to its own acks and errors", func(t *testing.T) {
 		for filter, want := range map[string]byte{
-			topicPrefix + devA + "/acks":   1,
-			topicPrefix + devA + "/errors": 1,
-			topicPrefix + devB + "/acks":   0x80,
-			topicPrefix + devB + "/errors": 0x80,
-			topicPrefix + "+/acks":         0x80,
-			topicPrefix + devA + "/#":      0x80,
-			"#":                            0x80,
-			"$SYS/broker/#":                0x80,
+			devices.TopicPrefix + devA + "/acks":   1,
+			devices.TopicPrefix + devA + "/errors": 1,
+			devices.TopicPrefix + devB + "/acks":   0x80,
+			devices.TopicPrefix + devB + "/errors": 0x80,
+			devices.TopicPrefix + "+/acks":         0x80,
+			devices.TopicPrefix + devA + "/#":      0x80,
+			"#":                                    0x80,
+			"$SYS/broker/#":                        0x80,
 		} {
 			tok := a.Subscribe(filter, 1, func(paho.Client, paho.Message) {})
 			if !tok.WaitTimeout(5 * time.Second) {
@@ -120,7 +122,7 @@ func TestADeviceStaysInItsOwnTopics(t *testing.T) {
 
 	t.Run("an MQTT 5 client gets PUBACK not authorized for another device's topic", func(t *testing.T) {
 		c := dialRaw(t, b.Addr(), 5, userA, passA, "gw-a5")
-		for _, topic := range []string{readingsTopic(devB), topicPrefix + devA + "/other", topicPrefix + devA + "/acks", "elsewhere"} {
+		for _, topic := range []string{readingsTopic(devB), devices.TopicPrefix + devA + "/other", devices.TopicPrefix + devA + "/acks", "elsewhere"} {
 			id := c.publish(topic, 1, `{"forged":true}`)
 			pk := c.read(5 * time.Second)
 			if pk.FixedHeader.Type != packets.Puback || pk.PacketID != id || pk.ReasonCode != packets.ErrNotAuthorized.Code {
@@ -128,7 +130,7 @@ func TestADeviceStaysInItsOwnTopics(t *testing.T) {
 					topic, pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode, id)
 			}
 		}
-		for _, filter := range []string{topicPrefix + devB + "/acks", "$share/g/" + topicPrefix + devB + "/acks"} {
+		for _, filter := range []string{devices.TopicPrefix + devB + "/acks", "$share/g/" + devices.TopicPrefix + devB + "/acks"} {
 			if code := c.subscribe(filter); code != packets.ErrNotAuthorized.Code {
 				t.Errorf("subscribe %s: %#x, want not authorized", filter, code)
 			}
@@ -178,7 +180,7 @@ func TestWillMessagesAreDropped(t *testing.T) {
 	b := startBroker(t, h, Config{})
 	victim := mustPaho(t, b.Addr(), userB, passB, "gw-b")
 	got := make(chan string, 1)
-	waitToken(t, victim.Subscribe(topicPrefix+devB+"/acks", 1, func(_ paho.Client, m paho.Message) {
+	waitToken(t, victim.Subscribe(devices.TopicPrefix+devB+"/acks", 1, func(_ paho.Client, m paho.Message) {
 		got <- string(m.Payload())
 	}), "subscribe")
 
@@ -186,7 +188,7 @@ func TestWillMessagesAreDropped(t *testing.T) {
 	params := connectParams(userA, passA, "gw-a")
 	params.WillFlag = true
 	params.WillQos = 1
-	params.WillTopic = topicPrefix + devB + "/acks"
+	params.WillTopic = devices.TopicPrefix + devB + "/acks"
 	params.WillPayload = []byte(`{"stored":["forged"]}`)
 	c := connectRaw(t, b.Addr(), 4, params)
 	_ = c.conn.Close()

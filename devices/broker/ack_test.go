@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidda/vidda/devices"
+
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -194,7 +196,7 @@ func TestOutcomesArePublishedToTheDevicesTopics(t *testing.T) {
 	type reply struct{ topic, payload string }
 	replies := make(chan reply, 8)
 	for _, suffix := range []string{"/acks", "/errors"} {
-		tok := c.Subscribe(topicPrefix+devA+suffix, 1, func(_ paho.Client, m paho.Message) {
+		tok := c.Subscribe(devices.TopicPrefix+devA+suffix, 1, func(_ paho.Client, m paho.Message) {
 			replies <- reply{m.Topic(), string(m.Payload())}
 		})
 		waitToken(t, tok, "subscribe "+suffix)
@@ -204,20 +206,20 @@ func TestOutcomesArePublishedToTheDevicesTopics(t *testing.T) {
 	h.next(t).ack(Result{Reply: []byte(`{"stored":["Observation/1"]}`)})
 	waitToken(t, stored, "stored publish")
 
-	partial := c.Publish(topicPrefix+devA+"/fhir", 1, false, `{"resourceType":"Bundle"}`)
+	partial := c.Publish(devices.TopicPrefix+devA+"/fhir", 1, false, `{"resourceType":"Bundle"}`)
 	h.next(t).ack(Result{Reply: []byte(`{"stored":["Observation/2"]}`), Errors: []byte(`{"rejected":[1]}`)})
 	waitToken(t, partial, "partly stored publish")
 
-	bad := c.Publish(topicPrefix+devA+"/senml", 1, false, `not senml`)
+	bad := c.Publish(devices.TopicPrefix+devA+"/senml", 1, false, `not senml`)
 	h.next(t).ack(Result{Rejected: true, ReasonCode: ReasonPayloadFormatInvalid, Reply: []byte(`{"error":"payload format invalid"}`)})
 	// An MQTT 3.1.1 client gets a plain PUBACK for a dead letter.
 	waitToken(t, bad, "rejected publish")
 
 	want := []reply{
-		{topicPrefix + devA + "/acks", `{"stored":["Observation/1"]}`},
-		{topicPrefix + devA + "/acks", `{"stored":["Observation/2"]}`},
-		{topicPrefix + devA + "/errors", `{"rejected":[1]}`},
-		{topicPrefix + devA + "/errors", `{"error":"payload format invalid"}`},
+		{devices.TopicPrefix + devA + "/acks", `{"stored":["Observation/1"]}`},
+		{devices.TopicPrefix + devA + "/acks", `{"stored":["Observation/2"]}`},
+		{devices.TopicPrefix + devA + "/errors", `{"rejected":[1]}`},
+		{devices.TopicPrefix + devA + "/errors", `{"error":"payload format invalid"}`},
 	}
 	for _, w := range want {
 		select {

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidda/vidda/devices"
+
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"
 )
@@ -115,7 +117,7 @@ func TestASlowDeviceDoesNotHoldBackOthers(t *testing.T) {
 	// Device A subscribes to its acks, then never reads again: its replies
 	// (24 MiB) fill the socket buffers.
 	a := dialRaw(t, b.Addr(), 4, userA, passA, "gw-a")
-	if code := a.subscribe(topicPrefix + devA + "/acks"); code != 1 {
+	if code := a.subscribe(devices.TopicPrefix + devA + "/acks"); code != 1 {
 		t.Fatalf("subscribe: %#x", code)
 	}
 	for range 96 {

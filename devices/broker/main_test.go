@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidda/vidda/devices"
+
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.uber.org/goleak"
@@ -26,7 +28,7 @@ const (
 	devB, userB, passB = "dev-b", "user-b", "secret-b"
 )
 
-func readingsTopic(deviceID string) string { return topicPrefix + deviceID + "/readings" }
+func readingsTopic(deviceID string) string { return devices.TopicPrefix + deviceID + "/readings" }
 
 // registry is a fake device registry that counts its lookups.
 type registry struct{ calls atomic.Int64 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/vidda/vidda/devices"
 )
 
 func TestPublishKind(t *testing.T) {
@@ -42,7 +44,7 @@ func TestValidDeviceID(t *testing.T) {
 		"+":                                    false,
 		"#":                                    false,
 		"a\x00":                                false,
-		strings.Repeat("x", maxDeviceIDLen+1):  false,
+		strings.Repeat("x", 129):               false,
 	} {
 		if got := validDeviceID(id); got != want {
 			t.Errorf("validDeviceID(%q) = %v", id, got)
@@ -59,7 +61,7 @@ func FuzzPublishKind(f *testing.F) {
 		if !ok {
 			return
 		}
-		if topic != topicPrefix+device+"/"+string(kind) {
+		if topic != devices.TopicPrefix+device+"/"+string(kind) {
 			t.Fatalf("%q accepted for %q as %q", topic, device, kind)
 		}
 	})

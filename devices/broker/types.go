@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"time"
+
+	"github.com/vidda/vidda/devices"
 )
 
 // Credentials checks a device's MQTT username and password. The device
@@ -15,16 +17,13 @@ type Credentials interface {
 }
 
 // Kind is what a device publishes, named by the last element of its topic.
-type Kind string
+type Kind = devices.Kind
 
-// The kinds of device messages (DESIGN.md, "Device ingestion").
+// The payload formats (see devices.Kind).
 const (
-	// KindReadings is vidda's compact JSON, on .../readings.
-	KindReadings Kind = "readings"
-	// KindSenML is SenML JSON (RFC 8428), on .../senml.
-	KindSenML Kind = "senml"
-	// KindFHIR is a FHIR Observation or a Bundle of them, on .../fhir.
-	KindFHIR Kind = "fhir"
+	KindReadings = devices.KindReadings
+	KindSenML    = devices.KindSenML
+	KindFHIR     = devices.KindFHIR
 )
 
 // Message is one PUBLISH a device sent, as the Handler gets it.

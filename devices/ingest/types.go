@@ -8,14 +8,14 @@ import (
 	"github.com/vidda/vidda/fhir"
 )
 
-// Kind is the payload format, the last segment of the topic.
-type Kind string
+// Kind is the payload format, the last level of the topic.
+type Kind = devices.Kind
 
 // The formats a device may publish.
 const (
-	KindReadings Kind = "readings"
-	KindSenML    Kind = "senml"
-	KindFHIR     Kind = "fhir"
+	KindReadings = devices.KindReadings
+	KindSenML    = devices.KindSenML
+	KindFHIR     = devices.KindFHIR
 )
 
 // Message is one MQTT publish from a device.

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -56,5 +57,7 @@ func (c *verifiedCache) put(token string, p *Principal, now time.Time) {
 	if len(c.entries) >= c.size {
 		clear(c.entries)
 	}
-	c.entries[token] = verifiedEntry{p: p, until: until}
+	// Clone: the caller's string may alias a reused request buffer
+	// (fasthttp), which would change the key under the map.
+	c.entries[strings.Clone(token)] = verifiedEntry{p: p, until: until}
 }
