@@ -14,7 +14,7 @@ import (
 	"github.com/vidda/vidda/devices/ingest"
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/store"
-	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/httpapi"
 )
 
 // This file connects the device path: broker → ingest pipeline → store.
@@ -97,11 +97,11 @@ type deviceInput interface {
 
 // deviceSource picks the embedded broker, or the consumer of the broker at
 // VIDDA_MQTT_URL.
-func deviceSource(cfg serveConfig, external bool, pipe *ingest.Pipeline, st *store.Store, log *slog.Logger) (deviceInput, error) {
+func deviceSource(cfg serveConfig, external bool, pipe *ingest.Pipeline, creds broker.Credentials, log *slog.Logger) (deviceInput, error) {
 	if external {
 		return externalInput{ingest.NewConsumer(cfg.consumer, pipe, log), cfg.consumer.URL}, nil
 	}
-	mq, err := broker.New(cfg.mqtt, auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential), brokerHandler{pipe}, log)
+	mq, err := broker.New(cfg.mqtt, creds, brokerHandler{pipe}, log)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
@@ -125,6 +125,17 @@ func (e externalInput) Addr() string {
 		return u.Host
 	}
 	return ""
+}
+
+// brokerAccount is vidda's own account on the external broker, from the
+// user info of VIDDA_MQTT_URL.
+func brokerAccount(mqttURL string) httpapi.BrokerAccount {
+	u, err := url.Parse(mqttURL)
+	if err != nil || u.User == nil {
+		return httpapi.BrokerAccount{}
+	}
+	p, _ := u.User.Password()
+	return httpapi.BrokerAccount{Username: u.User.Username(), Password: p}
 }
 
 func defaultInstanceID() string {

@@ -143,15 +143,17 @@ func serve(ctx context.Context, e *env, args []string) error {
 	params := search.NewRegistry(zone)
 	st := store.New(pool, types, params, cfg.store, log)
 	metrics := obs.NewRegistry(pool)
+	deviceAuth := auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential)
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: metrics,
+		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL),
 	}, cfg.http, log)
 	if err != nil {
 		return err
 	}
 	var lc net.ListenConfig
 	pipe := ingest.New(ingestSink{st}, ingestBindings{st}, types, cfg.ingest, metrics, log)
-	devicesIn, err := deviceSource(cfg, external, pipe, st, log)
+	devicesIn, err := deviceSource(cfg, external, pipe, deviceAuth, log)
 	if err != nil {
 		return err
 	}

@@ -59,3 +59,16 @@ func (a *DeviceAuthenticator) CheckDevice(ctx context.Context, username, passwor
 	}
 	return deviceID, true, nil
 }
+
+// DeviceOf returns the device id of an enabled device's username, for ACL
+// checks that carry no password.
+func (a *DeviceAuthenticator) DeviceOf(ctx context.Context, username string) (string, bool, error) {
+	deviceID, _, disabled, err := a.lookup(ctx, username)
+	if errors.Is(err, a.notFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return deviceID, !disabled, nil
+}

@@ -28,6 +28,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 type server struct {
 	base string
 	keys *auth.KeyStore
+	st   *store.Store
 }
 
 func newServer(t *testing.T) *server {
@@ -51,6 +52,8 @@ func newServer(t *testing.T) *server {
 	cfg.Addr = ln.Addr().String()
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: prometheus.NewRegistry(),
+		Devices:       auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential),
+		BrokerAccount: httpapi.BrokerAccount{Username: "vidda-svc", Password: "svc-secret"},
 	}, cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +70,7 @@ func newServer(t *testing.T) *server {
 			t.Errorf("store: %v", err)
 		}
 	})
-	return &server{base: "http://" + cfg.Addr, keys: keys}
+	return &server{base: "http://" + cfg.Addr, keys: keys, st: st}
 }
 
 func (s *server) token(t *testing.T, role auth.Role, patient string) string {

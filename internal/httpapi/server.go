@@ -82,6 +82,10 @@ type Deps struct {
 	Verifier Verifier
 	Ready    Pinger
 	Metrics  *prometheus.Registry
+	// Devices and BrokerAccount serve an external broker's auth calls;
+	// with Devices nil the /mqtt/auth routes are not mounted.
+	Devices       DeviceCredentials
+	BrokerAccount BrokerAccount
 }
 
 // Server is the HTTP API.
@@ -149,6 +153,9 @@ func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", s.authenticate, s.metricsHandler())
+	if s.deps.Devices != nil {
+		s.mqttRoutes()
+	}
 	f := s.app.Group("/fhir")
 	f.Get("/metadata", s.capability)
 	f.Use(s.authenticate)
