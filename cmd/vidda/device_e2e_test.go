@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -113,12 +114,72 @@ func TestADeviceReadingTravelsFromMQTTToFHIR(t *testing.T) {
 	if !strings.HasSuffix(topic, "/errors") || !strings.Contains(fmt.Sprint(rej), "impossible-value") {
 		t.Fatalf("impossible SpO2: reply on %s: %v", topic, rej)
 	}
+	// A device switched off in the registry is refused; once it is
+	// active again, an operator replays what it sent meanwhile.
+	setStatus := func(status string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"resourceType":"Device","id":%q,"status":%q,"identifier":[{"system":"urn:vidda:device-serial","value":"E2E-1"}],"patient":{"reference":"Patient/demo-patient-1"}}`, cred["device"], status)
+		putJSON(t, base+"/fhir/Device/"+cred["device"], nurse, body)
+	}
+	setStatus("inactive")
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	sctx, cancel = context.WithCancel(ctx) // a fresh process forgets cached bindings
+	done = make(chan error, 1)
+	go func() { done <- run(sctx, []string{"serve"}, envOf(env), io.Discard, io.Discard) }()
+	waitReady(t, base, done)
+	reconnect := mqtt.NewClient(opts)
+	if tok := reconnect.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("reconnect: %v", tok.Error())
+	}
+	tok := reconnect.Publish(cred["topic"]+"/readings", 1, false, `{"id":"r-3","t":"`+at+`","type":"weight","value":70.4,"unit":"kg"}`)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish while inactive: %v", tok.Error())
+	}
+	reconnect.Disconnect(50)
+	setStatus("active")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)
 	}
 	letters, _, err := runCmd(t, ctx, env, "deadletter", "list", "--device", cred["device"])
-	if err != nil || !strings.Contains(letters, "impossible-value") {
+	if err != nil || !strings.Contains(letters, "impossible-value") || !strings.Contains(letters, "inactive-device") {
 		t.Fatalf("dead letters: %v %s", err, letters)
+	}
+	var inactive struct {
+		ID int64 `json:"id"`
+	}
+	for _, line := range strings.Split(strings.TrimSpace(letters), "\n") {
+		if strings.Contains(line, "inactive-device") {
+			if err := json.Unmarshal([]byte(line), &inactive); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out, _, err = runCmd(t, ctx, env, "deadletter", "replay", "--id", fmt.Sprint(inactive.ID))
+	if err != nil || !strings.Contains(out, "observation") {
+		t.Fatalf("replay: %v %s", err, out)
+	}
+	if _, _, err := runCmd(t, ctx, env, "deadletter", "replay", "--id", fmt.Sprint(inactive.ID-1)); err == nil {
+		t.Fatal("replaying the impossible SpO2 stored it")
+	}
+}
+
+func putJSON(t *testing.T, url, token, body string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPut, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("PUT %s: %d %s", url, resp.StatusCode, b)
 	}
 }

@@ -146,7 +146,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	deviceAuth := auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential)
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: metrics,
-		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL),
+		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st,
 	}, cfg.http, log)
 	if err != nil {
 		return err

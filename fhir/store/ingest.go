@@ -194,3 +194,22 @@ func (s *Store) DeadLetters(ctx context.Context, deviceID string, limit int) ([]
 	}
 	return out, nil
 }
+
+// DeadLetter returns one dead letter by id.
+func (s *Store) DeadLetter(ctx context.Context, id int64) (DeadLetter, error) {
+	d := DeadLetter{ID: id}
+	err := s.pool.QueryRow(ctx, `SELECT received_at, device_id, topic, payload, reason, detail, replayed_at FROM dead_letter WHERE id = $1`, id).
+		Scan(&d.ReceivedAt, &d.DeviceID, &d.Topic, &d.Payload, &d.Reason, &d.Detail, &d.ReplayedAt)
+	if err != nil {
+		return d, fmt.Errorf("dead letter %d: %w", id, translate(err))
+	}
+	return d, nil
+}
+
+// MarkReplayed records that a dead letter was replayed into readings.
+func (s *Store) MarkReplayed(ctx context.Context, id int64) error {
+	if _, err := s.pool.Exec(ctx, "UPDATE dead_letter SET replayed_at = now() WHERE id = $1", id); err != nil {
+		return fmt.Errorf("dead letter %d: %w", id, translate(err))
+	}
+	return nil
+}

@@ -54,6 +54,7 @@ func newServer(t *testing.T) *server {
 		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: prometheus.NewRegistry(),
 		Devices:       auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential),
 		BrokerAccount: httpapi.BrokerAccount{Username: "vidda-svc", Password: "svc-secret"},
+		DeadLetters:   st,
 	}, cfg, log)
 	if err != nil {
 		t.Fatal(err)

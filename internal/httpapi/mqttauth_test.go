@@ -2,8 +2,11 @@ package httpapi_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/auth"
 )
 
@@ -49,5 +52,25 @@ func TestTheExternalBrokerAuthEndpoint(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
 			}
 		})
+	}
+}
+
+func TestDeadLettersAreForAdminsOnly(t *testing.T) {
+	s := newServer(t)
+	_, err := s.st.Ingest(context.Background(), nil, []store.DeadLetter{{
+		ReceivedAt: time.Now(), DeviceID: "dev-a", Topic: "vidda/v1/devices/dev-a/readings", Payload: []byte("{oops"), Reason: "malformed", Detail: "bad JSON",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.do(t, "GET", "/admin/deadletters?device=dev-a", s.token(t, auth.RoleNurse, ""), ""); r.status != 403 {
+		t.Fatalf("nurse: %d", r.status)
+	}
+	r := s.do(t, "GET", "/admin/deadletters?device=dev-a", s.token(t, auth.RoleAdmin, ""), "")
+	if r.status != 200 || !strings.Contains(string(r.body), `"reason":"malformed"`) || !strings.Contains(string(r.body), "{oops") {
+		t.Fatalf("admin: %d %s", r.status, r.body)
+	}
+	if r := s.do(t, "GET", "/admin/deadletters?limit=0", s.token(t, auth.RoleAdmin, ""), ""); r.status != 400 {
+		t.Fatalf("bad limit: %d", r.status)
 	}
 }

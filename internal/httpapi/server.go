@@ -86,6 +86,8 @@ type Deps struct {
 	// with Devices nil the /mqtt/auth routes are not mounted.
 	Devices       DeviceCredentials
 	BrokerAccount BrokerAccount
+	// DeadLetters serves /admin/deadletters; nil: not mounted.
+	DeadLetters DeadLetters
 }
 
 // Server is the HTTP API.
@@ -155,6 +157,9 @@ func (s *Server) routes() {
 	s.app.Get("/metrics", s.authenticate, s.metricsHandler())
 	if s.deps.Devices != nil {
 		s.mqttRoutes()
+	}
+	if s.deps.DeadLetters != nil {
+		s.adminRoutes()
 	}
 	f := s.app.Group("/fhir")
 	f.Get("/metadata", s.capability)
