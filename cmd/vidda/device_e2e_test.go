@@ -20,44 +20,8 @@ import (
 // client: a PUBACK means the reading is in PostgreSQL and readable as FHIR.
 func TestADeviceReadingTravelsFromMQTTToFHIR(t *testing.T) {
 	ctx := context.Background()
-	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
-	envFile := t.TempDir() + "/tokens.env"
-	env := map[string]string{
-		"VIDDA_DATABASE_URL": dbtest.NewDatabase(t), "VIDDA_HTTP_ADDR": httpAddr, "VIDDA_MQTT_LISTEN": mqttAddr,
-		"VIDDA_LOG_LEVEL": "warn",
-	}
-	if _, _, err := runCmd(t, ctx, env, "seed", "--env-file", envFile); err != nil {
-		t.Fatal(err)
-	}
-	nurse := readEnvFile(t, envFile)["NURSE_TOKEN"]
-	out, _, err := runCmd(t, ctx, env, "device", "add", "--patient", "demo-patient-1", "--serial", "E2E-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cred map[string]string
-	if err := json.Unmarshal([]byte(out), &cred); err != nil {
-		t.Fatal(err)
-	}
-
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- run(sctx, []string{"serve"}, envOf(env), io.Discard, io.Discard) }()
-	base := "http://" + httpAddr
-	waitReady(t, base, done)
-
-	replies := make(chan mqtt.Message, 10)
-	opts := mqtt.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("gw-" + cred["device"]).
-		SetUsername(cred["username"]).SetPassword(cred["password"]).SetCleanSession(true).SetAutoReconnect(false)
-	c := mqtt.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer c.Disconnect(100)
-	for _, sub := range []string{"/acks", "/errors"} {
-		if tok := c.Subscribe(cred["topic"]+sub, 1, func(_ mqtt.Client, m mqtt.Message) { replies <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatalf("subscribe %s: %v", sub, tok.Error())
-		}
-	}
+	r := newRig(t, "E2E-1")
+	env, base, nurse, cred, opts, c, replies := r.env, r.base, r.nurse, r.cred, r.opts, r.client, r.replies
 	publish := func(kind, payload string) {
 		t.Helper()
 		tok := c.Publish(cred["topic"]+"/"+kind, 1, false, payload)
@@ -122,13 +86,9 @@ func TestADeviceReadingTravelsFromMQTTToFHIR(t *testing.T) {
 		putJSON(t, base+"/fhir/Device/"+cred["device"], nurse, body)
 	}
 	setStatus("inactive")
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v", err)
-	}
-	sctx, cancel = context.WithCancel(ctx) // a fresh process forgets cached bindings
-	done = make(chan error, 1)
+	r.stop(t)
+	sctx, cancel := context.WithCancel(ctx) // a fresh process forgets cached bindings
+	done := make(chan error, 1)
 	go func() { done <- run(sctx, []string{"serve"}, envOf(env), io.Discard, io.Discard) }()
 	waitReady(t, base, done)
 	reconnect := mqtt.NewClient(opts)
@@ -159,7 +119,7 @@ func TestADeviceReadingTravelsFromMQTTToFHIR(t *testing.T) {
 			}
 		}
 	}
-	out, _, err = runCmd(t, ctx, env, "deadletter", "replay", "--id", fmt.Sprint(inactive.ID))
+	out, _, err := runCmd(t, ctx, env, "deadletter", "replay", "--id", fmt.Sprint(inactive.ID))
 	if err != nil || !strings.Contains(out, "observation") {
 		t.Fatalf("replay: %v %s", err, out)
 	}
@@ -182,4 +142,93 @@ func putJSON(t *testing.T, url, token, body string) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("PUT %s: %d %s", url, resp.StatusCode, b)
 	}
+}
+
+// rig is vidda serve with its embedded broker, the demo clinic, and one
+// registered device connected with a real paho client that listens on its
+// acks and errors topics.
+type rig struct {
+	env     map[string]string
+	base    string
+	nurse   string
+	cred    map[string]string
+	opts    *mqtt.ClientOptions
+	client  mqtt.Client
+	replies chan mqtt.Message
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
+}
+
+// stop ends vidda serve and checks it exited cleanly; once.
+func (r *rig) stop(t *testing.T) {
+	t.Helper()
+	if r.stopped {
+		return
+	}
+	r.stopped = true
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
+
+func newRig(t *testing.T, serial string) *rig {
+	t.Helper()
+	ctx := context.Background()
+	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
+	envFile := t.TempDir() + "/tokens.env"
+	r := &rig{env: map[string]string{
+		"VIDDA_DATABASE_URL": dbtest.NewDatabase(t), "VIDDA_HTTP_ADDR": httpAddr, "VIDDA_MQTT_LISTEN": mqttAddr,
+		"VIDDA_LOG_LEVEL": "warn",
+	}, base: "http://" + httpAddr, replies: make(chan mqtt.Message, 64)}
+	if _, _, err := runCmd(t, ctx, r.env, "seed", "--env-file", envFile); err != nil {
+		t.Fatal(err)
+	}
+	r.nurse = readEnvFile(t, envFile)["NURSE_TOKEN"]
+	out, _, err := runCmd(t, ctx, r.env, "device", "add", "--patient", "demo-patient-1", "--serial", serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &r.cred); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	r.cancel, r.done = cancel, make(chan error, 1)
+	go func() { r.done <- run(sctx, []string{"serve"}, envOf(r.env), io.Discard, io.Discard) }()
+	waitReady(t, r.base, r.done)
+	r.opts = mqtt.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("gw-" + r.cred["device"]).
+		SetUsername(r.cred["username"]).SetPassword(r.cred["password"]).SetCleanSession(true).SetAutoReconnect(false)
+	r.client = mqtt.NewClient(r.opts)
+	if tok := r.client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() {
+		r.client.Disconnect(50)
+		r.stop(t)
+	})
+	for _, sub := range []string{"/acks", "/errors"} {
+		tok := r.client.Subscribe(r.cred["topic"]+sub, 1, func(_ mqtt.Client, m mqtt.Message) { r.replies <- m })
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", sub, tok.Error())
+		}
+	}
+	return r
+}
+
+// publish sends a payload with QoS 1 and returns the reply: its topic's
+// last level (acks or errors) and body.
+func (r *rig) publish(t *testing.T, kind, payload string) (string, string) {
+	t.Helper()
+	tok := r.client.Publish(r.cred["topic"]+"/"+kind, 1, false, payload)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: no PUBACK: %v", tok.Error())
+	}
+	select {
+	case m := <-r.replies:
+		return m.Topic()[strings.LastIndex(m.Topic(), "/")+1:], string(m.Payload())
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply on acks or errors")
+	}
+	return "", ""
 }
