@@ -1,8 +1,6 @@
 package devices
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -12,6 +10,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vidda/vidda/fhir"
+
+	goldenfile "github.com/vidda/vidda/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -46,29 +46,7 @@ func readTestdata(tb testing.TB, name string) []byte {
 // compact form.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, got, "", "  "); err != nil {
-			t.Fatalf("output is not JSON: %v", err)
-		}
-		pretty.WriteByte('\n')
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, want); err != nil {
-		t.Fatalf("golden file %s is not JSON: %v", path, err)
-	}
-	if !bytes.Equal(compact.Bytes(), got) {
-		t.Errorf("output differs from %s (run go test -update to accept)\n got: %s\nwant: %s", path, got, compact.Bytes())
-	}
+	goldenfile.JSON(t, name, got, *update)
 }
 
 // mustObservations maps a reading or fails the test.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	goldenfile "github.com/vidda/vidda/internal/golden"
 )
 
 func TestMain(m *testing.M) {
@@ -45,29 +47,7 @@ func readTestdata(tb testing.TB, name string) []byte {
 // comparison is on the compact form.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if updating() {
-		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, got, "", "  "); err != nil {
-			t.Fatalf("output is not JSON: %v", err)
-		}
-		pretty.WriteByte('\n')
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, want); err != nil {
-		t.Fatalf("golden file %s is not JSON: %v", path, err)
-	}
-	if !bytes.Equal(compact.Bytes(), got) {
-		t.Errorf("output differs from %s (run go test -update to accept)\n got: %s\nwant: %s", path, got, compact.Bytes())
-	}
+	goldenfile.JSON(t, name, got, updating())
 }
 
 // decodeNumbers decodes JSON into interface values, keeping numbers as

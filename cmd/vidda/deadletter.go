@@ -11,7 +11,6 @@ import (
 	"github.com/vidda/vidda/devices"
 	"github.com/vidda/vidda/devices/ingest"
 	"github.com/vidda/vidda/fhir"
-	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/config"
 )
@@ -41,12 +40,11 @@ func deadletter(ctx context.Context, e *env, args []string) error {
 	if err := cs.Parse(args[1:]); err != nil {
 		return err
 	}
-	log, pool, err := c.open(ctx, e)
+	log, pool, st, err := c.openStore(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	st := store.New(pool, fhir.NewRegistry(), search.NewRegistry(time.UTC), store.DefaultConfig(), log)
 	if args[0] == "replay" {
 		return replay(ctx, e, st, int64(id), log)
 	}

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"time"
 
 	"github.com/vidda/vidda/fhir"
-	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/auth"
 	"github.com/vidda/vidda/internal/config"
@@ -43,12 +41,11 @@ func device(ctx context.Context, e *env, args []string) error {
 	if err := cs.Parse(args[1:]); err != nil {
 		return err
 	}
-	log, pool, err := c.open(ctx, e)
+	_, pool, st, err := c.openStore(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	st := store.New(pool, fhir.NewRegistry(), search.NewRegistry(time.UTC), store.DefaultConfig(), log)
 	switch action {
 	case "add":
 		if patient == "" || serial == "" {

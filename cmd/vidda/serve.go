@@ -59,6 +59,15 @@ func (c *common) open(ctx context.Context, e *env) (*slog.Logger, *pgxpool.Pool,
 	return log, pool, nil
 }
 
+// openStore is open plus a FHIR store, for the one-shot commands.
+func (c *common) openStore(ctx context.Context, e *env) (*slog.Logger, *pgxpool.Pool, *store.Store, error) {
+	log, pool, err := c.open(ctx, e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return log, pool, store.New(pool, fhir.NewRegistry(), search.NewRegistry(time.UTC), store.DefaultConfig(), log), nil
+}
+
 type serveConfig struct {
 	common
 	http      httpapi.Config

@@ -76,11 +76,11 @@ func (p *Pipeline) decode(ctx context.Context, m Message) ([]devices.Reading, st
 	var readings []devices.Reading
 	var rejected devices.RejectErrors
 	switch m.Kind {
-	case KindReadings:
+	case devices.KindReadings:
 		readings, err = devices.DecodeCompact(m.Payload)
-	case KindSenML:
+	case devices.KindSenML:
 		readings, err = devices.DecodeSenML(m.Payload, m.Received)
-	case KindFHIR:
+	case devices.KindFHIR:
 		readings, err = p.decodeFHIR(m, b)
 	default:
 		return nil, "", whole(devices.ReasonUnsupported, "unknown payload format %q", string(m.Kind))

@@ -11,13 +11,6 @@ import (
 // Kind is the payload format, the last level of the topic.
 type Kind = devices.Kind
 
-// The formats a device may publish.
-const (
-	KindReadings = devices.KindReadings
-	KindSenML    = devices.KindSenML
-	KindFHIR     = devices.KindFHIR
-)
-
 // Message is one MQTT publish from a device.
 type Message struct {
 	DeviceID string
