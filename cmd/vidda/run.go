@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"seed":       {"load the demo clinic (idempotent) and print demo logins", seed},
 		"device":     {"register a home device (add) and manage its MQTT credentials (rotate, disable)", device},
 		"deadletter": {"list device input that could not be stored", deadletter},
+		"devsim":     {"simulate homes publishing realistic readings over MQTT", devsim},
 		"devdb":      {"start or stop the local development PostgreSQL under .data/", devdb},
 		"version":    {"print the version", printVersion},
 	}

@@ -95,17 +95,8 @@ func loadDemo(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, now tim
 	st := store.New(pool, types, search.NewRegistry(time.UTC), store.DefaultConfig(), log)
 	n := 0
 	put := func(typ, id string, body map[string]any) error {
-		body["resourceType"], body["id"] = typ, id
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("demo %s/%s: %w", typ, id, err)
-		}
-		res, err := types.Parse(typ, raw)
-		if err != nil {
-			return fmt.Errorf("demo %s/%s: %w", typ, id, err)
-		}
-		if _, _, err := st.Update(ctx, res, id, 0, store.Access{}); err != nil {
-			return fmt.Errorf("demo %s/%s: %w", typ, id, err)
+		if err := putResource(ctx, st, types, typ, id, body); err != nil {
+			return fmt.Errorf("demo %w", err)
 		}
 		n++
 		return nil
@@ -121,6 +112,24 @@ func loadDemo(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, now tim
 		}
 	}
 	return n, nil
+}
+
+// putResource writes body as typ/id with a FHIR update (update as create),
+// so fixed ids make loading again idempotent.
+func putResource(ctx context.Context, st *store.Store, types *fhir.Registry, typ, id string, body map[string]any) error {
+	body["resourceType"], body["id"] = typ, id
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("%s/%s: %w", typ, id, err)
+	}
+	res, err := types.Parse(typ, raw)
+	if err != nil {
+		return fmt.Errorf("%s/%s: %w", typ, id, err)
+	}
+	if _, _, err := st.Update(ctx, res, id, 0, store.Access{}); err != nil {
+		return fmt.Errorf("%s/%s: %w", typ, id, err)
+	}
+	return nil
 }
 
 type demoResource struct {
