@@ -7,7 +7,7 @@ LINT    := $(GO) tool -modfile=tools/go.mod golangci-lint
 # Tests that start servers and browsers run one package pair at a time.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build run test test-short bench fuzz lint fmt vet tidy-check vuln clean help
+.PHONY: all build run test test-short bench bench-ingest fuzz lint fmt vet tidy-check vuln clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make run        build, start a local PostgreSQL under .data/, migrate, seed the demo clinic, serve"
 	@echo "make test       every test, against a throwaway PostgreSQL"
 	@echo "make bench      HTTP create/read benchmark against a durable throwaway cluster"
+	@echo "make bench-ingest  MQTT device-ingestion benchmark (1,000 homes; embedded broker and Mosquitto)"
 	@echo "make fuzz       run each fuzz target for FUZZTIME (default 20s)"
 	@echo "make lint       go vet + golangci-lint;  make fmt: gofumpt/goimports"
 
@@ -22,7 +23,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vidda
 
 run: build
-	@deploy/devcluster.sh run
+	@DEMO_HOMES="$(DEMO_HOMES)" DEMO_RATE="$(DEMO_RATE)" deploy/devcluster.sh run
 
 test: build
 	deploy/with-testdb.sh $(GO) test $(TESTFLAGS) ./...
@@ -33,6 +34,10 @@ test-short:
 bench: build
 	$(GO) build -o bin/viddabench ./cmd/viddabench
 	deploy/with-testdb.sh --durable bin/viddabench http $(BENCHFLAGS)
+
+bench-ingest: build
+	$(GO) build -o bin/viddabench ./cmd/viddabench
+	deploy/with-testdb.sh --durable bin/viddabench mqtt $(BENCHFLAGS)
 
 FUZZTIME ?= 20s
 fuzz:

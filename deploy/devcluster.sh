@@ -42,7 +42,19 @@ case "${1:-run}" in
     "$bin" migrate
     "$bin" seed --env-file "$root/.data/demo-tokens.env"
     echo "Tokens also in .data/demo-tokens.env (source it: set -a; . .data/demo-tokens.env; set +a)"
-    echo "Starting vidda on http://${VIDDA_HTTP_ADDR:-127.0.0.1:8080} (Ctrl-C to stop)"
+    if [ -n "${DEMO_HOMES:-}" ]; then
+      # Simulated homes publish through the embedded broker once it listens.
+      mqtt="${VIDDA_MQTT_LISTEN:-127.0.0.1:1883}"
+      (
+        for _ in $(seq 100); do
+          (exec 3<>"/dev/tcp/${mqtt%:*}/${mqtt##*:}") 2>/dev/null && break
+          sleep 0.2
+        done
+        exec "$bin" devsim --homes "$DEMO_HOMES" --rate "${DEMO_RATE:-5}" >"$root/.data/devsim.log" 2>&1
+      ) &
+      echo "Simulating $DEMO_HOMES homes at ${DEMO_RATE:-5} messages/s (devsim; progress in .data/devsim.log)"
+    fi
+    echo "Starting vidda on http://${VIDDA_HTTP_ADDR:-127.0.0.1:8080}, MQTT on ${VIDDA_MQTT_LISTEN:-127.0.0.1:1883} (Ctrl-C to stop)"
     exec "$bin" serve
     ;;
   stop)

@@ -26,12 +26,14 @@ func seed(ctx context.Context, e *env, args []string) error {
 	var (
 		c        common
 		addr     string
+		mqttAddr string
 		envFile  string
 		tokenTTL time.Duration
 	)
 	cs := config.New("seed", e.getenv)
 	bindCommon(cs, &c)
 	cs.String(&addr, "http-addr", "VIDDA_HTTP_ADDR", "127.0.0.1:8080", "where vidda serve will listen, for the printed URLs")
+	cs.String(&mqttAddr, "mqtt-listen", "VIDDA_MQTT_LISTEN", "127.0.0.1:1883", "where the embedded broker will listen, for the printout")
 	cs.String(&envFile, "env-file", "", "", "also write the demo tokens as NAME=token lines to this file")
 	cs.Duration(&tokenTTL, "token-ttl", "", 12*time.Hour, "validity of the printed demo tokens")
 	if err := cs.Parse(args); err != nil {
@@ -66,7 +68,8 @@ func seed(ctx context.Context, e *env, args []string) error {
 	var out, file strings.Builder
 	fmt.Fprintf(&out, "\nVidda demo clinic loaded (%d resources): 3 patients, a nurse, a clinician, 5 devices, a week of readings.\n\n", n)
 	fmt.Fprintf(&out, "  FHIR base      %s/fhir   (CapabilityStatement: %s/fhir/metadata)\n", base, base)
-	fmt.Fprintf(&out, "  Health         %s/healthz  %s/readyz\n\n", base, base)
+	fmt.Fprintf(&out, "  Health         %s/healthz  %s/readyz\n", base, base)
+	fmt.Fprintf(&out, "  MQTT           %s (embedded broker; a device: vidda device add --patient demo-patient-1 --serial S)\n\n", mqttAddr)
 	fmt.Fprintf(&out, "Demo tokens (valid %s; new ones: vidda token --role nurse):\n", tokenTTL)
 	for _, l := range logins {
 		l.req.TTL = tokenTTL
