@@ -32,6 +32,19 @@ func (o *outage) WriteBatch(ctx context.Context, rows []ingest.Row, dead []inges
 	return o.Sink.WriteBatch(ctx, rows, dead)
 }
 
+// lookupOutage is the real device lookup failing its first calls.
+type lookupOutage struct {
+	ingest.Bindings
+	failures atomic.Int32
+}
+
+func (o *lookupOutage) DeviceBinding(ctx context.Context, id string) (ingest.Binding, error) {
+	if o.failures.Add(-1) >= 0 {
+		return ingest.Binding{}, errors.New("connection refused (simulated outage)")
+	}
+	return o.Bindings.DeviceBinding(ctx, id)
+}
+
 func TestADatabaseOutagePausesIngestionWithoutLosingOrAckingEarly(t *testing.T) {
 	ctx := context.Background()
 	vars := map[string]string{"VIDDA_DATABASE_URL": dbtest.NewDatabase(t), "VIDDA_LOG_LEVEL": "error"}
@@ -47,7 +60,9 @@ func TestADatabaseOutagePausesIngestionWithoutLosingOrAckingEarly(t *testing.T) 
 	defer pool.Close()
 	sink := &outage{Sink: ingestSink{st}}
 	sink.failures.Store(4)
-	pipe := ingest.New(sink, ingestBindings{st}, fhir.NewRegistry(), ingest.DefaultConfig(), nil, slog.New(slog.DiscardHandler))
+	lookup := &lookupOutage{Bindings: ingestBindings{st}}
+	lookup.failures.Store(3)
+	pipe := ingest.New(sink, lookup, fhir.NewRegistry(), ingest.DefaultConfig(), nil, slog.New(slog.DiscardHandler))
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- pipe.Run(pctx) }()

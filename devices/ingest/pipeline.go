@@ -96,6 +96,11 @@ func (p *Pipeline) Submit(ctx context.Context, m Message, done func(Outcome)) er
 		return ErrStopped
 	default:
 	}
+	// The device lookup needs the database: while it is unreachable, wait
+	// (the device waits for its PUBACK) rather than refuse the message.
+	if err := p.waitForBinding(ctx, m.DeviceID); err != nil {
+		return err
+	}
 	j := p.prepare(ctx, m)
 	j.done = done
 	p.metrics.messages.WithLabelValues(string(m.Kind)).Inc()
@@ -212,5 +217,26 @@ func (p *Pipeline) drain(ctx context.Context) {
 		default:
 			return
 		}
+	}
+}
+
+// waitForBinding retries a device lookup that fails for a reason other
+// than an unknown device, with back-off, until it answers or ctx ends.
+func (p *Pipeline) waitForBinding(ctx context.Context, deviceID string) error {
+	backoff := 50 * time.Millisecond
+	for {
+		_, err := p.bindings.get(ctx, deviceID)
+		if err == nil || errors.Is(err, errUnknownDevice) {
+			return nil
+		}
+		p.log.WarnContext(ctx, "ingest: device lookup failed, waiting", "device", deviceID, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ingest submit: device lookup: %w", err)
+		case <-p.stopping:
+			return ErrStopped
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
 	}
 }
