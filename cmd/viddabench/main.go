@@ -9,8 +9,16 @@
 // prints a readable report, or JSON with --json. `make bench` runs it on a
 // throwaway cluster with fsync on (deploy/with-testdb.sh --durable).
 //
-// It imports only the standard library and pgx: it talks to vidda over HTTP
-// and its command line, as an operator would, and only to 127.0.0.1.
+// `viddabench mqtt` measures device ingestion in the same way: a CopyFrom
+// ceiling, a naive consumer and a no-op hook on vidda's own broker package
+// in process, then `vidda serve` with its embedded broker and with
+// Mosquitto, loaded by simulated home gateways (devices/loadgen). `make
+// bench-ingest` runs it.
+//
+// `http` talks to vidda only over HTTP and its command line, as an operator
+// would; `mqtt` also provisions its devices through fhir/store, and builds
+// its baselines from devices/broker and the devices mapping. Everything
+// listens on and connects to 127.0.0.1 only.
 package main
 
 import (
@@ -42,6 +50,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		usage(stdout)
 		return nil
 	}
+	if args[0] == "mqtt" {
+		return runMQTT(ctx, args[1:], getenv, stdout)
+	}
 	if args[0] != "http" {
 		usage(stdout)
 		return fmt.Errorf("unknown benchmark %q", args[0])
@@ -57,14 +68,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `Usage: viddabench http [flags]
+	fmt.Fprint(w, `Usage: viddabench http|mqtt [flags]
 
 Benchmarks bin/vidda against the PostgreSQL server of VIDDA_BENCH_DATABASE_URL
-(make bench provides a throwaway cluster with fsync on). In one run it measures
-the raw INSERT ceiling from pgx, vidda's start-up time and memory, FHIR creates
-against that ceiling, reads by id, and shutdown on SIGTERM.
+(make bench and make bench-ingest provide a throwaway cluster with fsync on).
 
-Run "viddabench http --help" for its flags.
+http  the raw INSERT ceiling from pgx, vidda's start-up time and memory, FHIR
+      creates against that ceiling, reads by id, and shutdown on SIGTERM.
+mqtt  device ingestion: the CopyFrom ceiling, a naive consumer and a no-op
+      hook, then 1,000 simulated homes against vidda's embedded broker (flood,
+      one connection's backlog, a fixed load) and through Mosquitto.
+
+Run "viddabench http --help" or "viddabench mqtt --help" for the flags.
 `)
 }
 
