@@ -62,7 +62,9 @@ func TestADatabaseOutagePausesIngestionWithoutLosingOrAckingEarly(t *testing.T) 
 	sink.failures.Store(4)
 	lookup := &lookupOutage{Bindings: ingestBindings{st}}
 	lookup.failures.Store(3)
-	pipe := ingest.New(sink, lookup, fhir.NewRegistry(), ingest.DefaultConfig(), nil, slog.New(slog.DiscardHandler))
+	cfg := ingest.DefaultConfig()
+	cfg.Committers = 1 // outcomes in submission order, as the consumer acks them
+	pipe := ingest.New(sink, lookup, fhir.NewRegistry(), cfg, nil, slog.New(slog.DiscardHandler))
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- pipe.Run(pctx) }()

@@ -32,6 +32,11 @@ type Config struct {
 	DrainTimeout time.Duration
 	// BindingTTL is how long a device lookup is remembered.
 	BindingTTL time.Duration
+	// Committers is how many batches commit at once: while one waits for
+	// its flush, the next is written. Outcomes of different batches may
+	// then come out of order; the embedded broker restores each
+	// connection's PUBACK order itself.
+	Committers int
 }
 
 // DefaultConfig returns the settings used unless told otherwise.
@@ -39,13 +44,14 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBatch: 500, QueueSize: 20_000, Limits: devices.DefaultLimits(),
 		CommitTimeout: 30 * time.Second, DrainTimeout: 10 * time.Second, BindingTTL: 30 * time.Second,
+		Committers: 2,
 	}
 }
 
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
-	if c.MaxBatch < 1 || c.QueueSize < 1 {
-		return fmt.Errorf("ingest: MaxBatch and QueueSize must be at least 1 (got %d, %d)", c.MaxBatch, c.QueueSize)
+	if c.MaxBatch < 1 || c.QueueSize < 1 || c.Committers < 1 {
+		return fmt.Errorf("ingest: MaxBatch, QueueSize and Committers must be at least 1 (got %d, %d, %d)", c.MaxBatch, c.QueueSize, c.Committers)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -115,29 +121,36 @@ func (p *Pipeline) Submit(ctx context.Context, m Message, done func(Outcome)) er
 	}
 }
 
-// Run commits queued messages until ctx ends, then commits what is still
-// queued (within DrainTimeout) and returns.
+// Run commits queued messages with Committers goroutines until ctx ends,
+// then commits what is still queued (within DrainTimeout) and returns.
 func (p *Pipeline) Run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			p.drain(ctx)
-			return nil
-		case j := <-p.queue:
-			p.commit(ctx, p.gather(j))
-		}
+	var wg sync.WaitGroup
+	for range max(p.cfg.Committers, 1) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-p.queue:
+					p.commit(ctx, p.gather(j))
+				}
+			}
+		})
 	}
+	wg.Wait()
+	p.drain(ctx)
+	return nil
 }
 
 // gather takes what is queued behind first, up to MaxBatch readings.
 func (p *Pipeline) gather(first *job) []*job {
 	batch := []*job{first}
-	n := len(first.rows) + 1
+	n := max(len(first.rows), 1)
 	for n < p.cfg.MaxBatch {
 		select {
 		case j := <-p.queue:
 			batch = append(batch, j)
-			n += len(j.rows) + 1
+			n += max(len(j.rows), 1)
 		default:
 			return batch
 		}
