@@ -245,7 +245,10 @@ func baselines(ctx context.Context, o mqttOptions, dbURL string, homes []home, p
 // meanObservationSize is the mean size of the stored JSON of the five
 // reading types.
 func meanObservationSize(homes []home) (int, error) {
-	m := newRowMaker()
+	m, err := newRowMaker()
+	if err != nil {
+		return 0, err
+	}
 	total := 0
 	for seq := range 5 {
 		t, err := newRowTemplate(m, homes[0], ceilingPrefix, seq, time.Now())

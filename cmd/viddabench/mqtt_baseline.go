@@ -67,14 +67,17 @@ type naiveHandler struct {
 	firstErr string
 }
 
-func newNaiveHandler(pool *pgxpool.Pool, reg registry) *naiveHandler {
-	m := newRowMaker()
+func newNaiveHandler(pool *pgxpool.Pool, reg registry) (*naiveHandler, error) {
+	m, err := newRowMaker()
+	if err != nil {
+		return nil, err
+	}
 	params := make([]string, len(m.cols))
 	for i := range params {
 		params[i] = fmt.Sprintf("$%d", i+1)
 	}
 	sql := "INSERT INTO observation (" + strings.Join(m.cols, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")"
-	return &naiveHandler{pool: pool, rows: m, reg: reg, sql: sql}
+	return &naiveHandler{pool: pool, rows: m, reg: reg, sql: sql}, nil
 }
 
 // errUnknownDevice means a message came from a device no home has.
@@ -134,7 +137,10 @@ func naiveConsumer(ctx context.Context, dbURL string, homes []home, load loadgen
 	if err := warmPool(ctx, pool, naivePoolSize); err != nil {
 		return loadgen.Result{}, cpuUse{}, fmt.Errorf("naive consumer: %w", err)
 	}
-	h := newNaiveHandler(pool, newRegistry(homes))
+	h, err := newNaiveHandler(pool, newRegistry(homes))
+	if err != nil {
+		return loadgen.Result{}, cpuUse{}, fmt.Errorf("naive consumer: %w", err)
+	}
 	res, cpu, err := inProcess(ctx, homes, h, load, pg)
 	if n, first := h.failures(); n > 0 && err == nil {
 		err = fmt.Errorf("naive consumer: %d inserts failed, first: %s", n, first)

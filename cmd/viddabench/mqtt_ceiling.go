@@ -20,7 +20,10 @@ const ceilingPrefix = "c-"
 // with pgx CopyFrom, copyBatch rows per transaction, on conns connections
 // until d has passed. Its latencies are per commit.
 func copyCeiling(ctx context.Context, dbURL string, homes []home, conns int, d time.Duration) (summary, error) {
-	m := newRowMaker()
+	m, err := newRowMaker()
+	if err != nil {
+		return summary{}, err
+	}
 	at := time.Now().UTC().Truncate(time.Millisecond)
 	// One template per home and reading type; row i is home i%n's.
 	templates := make([]*rowTemplate, 0, 5*len(homes))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -14,33 +15,26 @@ import (
 	"github.com/vidda/vidda/devices/loadgen"
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
+	"github.com/vidda/vidda/fhir/store"
 )
 
 // rowMaker turns a device payload into the observation row vidda stores
-// for it, the way devices/ingest and fhir/store do (decode, map, id and
-// meta, search columns): the baselines write exactly what vidda writes.
-// fhir/store keeps its row builder to itself, so its index loop is
-// repeated here over the same exported search definitions.
+// for it, through the same code as devices/ingest and fhir/store (decode,
+// map, then store.IngestRows for id, meta and search columns): the
+// baselines write exactly what vidda writes.
 type rowMaker struct {
-	def   *search.Definition
-	dates *search.DateParser
-	cols  []string // the observation columns a row fills, in order
+	st   *store.Store
+	cols []string // the observation columns a row fills, in order
 }
 
-func newRowMaker() *rowMaker {
-	params := search.NewRegistry(time.UTC)
-	def := params.Definition("Observation")
-	cols := []string{"id", "version_id", "last_updated", "patient_id", "content", "ingest_key"}
-	for _, p := range def.Params {
-		switch {
-		case p.Column == "patient_id":
-		case p.Kind == search.Date:
-			cols = append(cols, p.Column+"_start", p.Column+"_end")
-		default:
-			cols = append(cols, p.Column)
-		}
+func newRowMaker() (*rowMaker, error) {
+	// IngestRows needs no database: no pool.
+	st := store.New(nil, fhir.NewRegistry(), search.NewRegistry(time.UTC), store.DefaultConfig(), slog.New(slog.DiscardHandler))
+	cols, _, _, err := st.IngestRows(nil, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("row maker: %w", err)
 	}
-	return &rowMaker{def: def, dates: params.Dates(), cols: cols}
+	return &rowMaker{st: st, cols: cols}, nil
 }
 
 // errNotOneObservation means a payload did not map to exactly one
@@ -68,50 +62,15 @@ func (m *rowMaker) row(payload []byte, deviceID, patientID string, at time.Time)
 	if err := json.Unmarshal(obs[0].JSON, &model); err != nil {
 		return nil, fmt.Errorf("mapped observation: %w", err)
 	}
-	id := newUUID()
-	content, err := fhir.WithMeta(obs[0].JSON, id, "1", at)
+	res := &fhir.Resource{Type: "Observation", Model: &model, Raw: obs[0].JSON}
+	cols, rows, _, err := m.st.IngestRows([]store.IngestObservation{{Key: obs[0].Key, Resource: res}}, at)
 	if err != nil {
 		return nil, err
 	}
-	var patient *string
-	if pid := m.def.Compartment(&model, id); pid != "" {
-		patient = &pid
+	if len(cols) != len(m.cols) {
+		return nil, errors.New("row maker: the store's columns changed")
 	}
-	row := []any{id, int64(1), at, patient, content, obs[0].Key}
-	for _, p := range m.def.Params {
-		if p.Column == "patient_id" {
-			continue
-		}
-		v, err := p.Extract(&model, m.dates)
-		if err != nil {
-			return nil, fmt.Errorf("index observation: %w", err)
-		}
-		switch p.Kind {
-		case search.Date:
-			var start, end *time.Time
-			for _, rg := range v.Dates {
-				if start == nil || rg.Start.Before(*start) {
-					start = &rg.Start
-				}
-				if end == nil || rg.End.After(*end) {
-					end = &rg.End
-				}
-			}
-			row = append(row, start, end)
-		case search.Reference:
-			row = append(row, orEmpty(v.Refs))
-		case search.Token:
-			row = append(row, orEmpty(v.Tokens))
-		}
-	}
-	return row, nil
-}
-
-func orEmpty(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+	return rows[0], nil
 }
 
 // rowTemplate is a row made by rowMaker once, which copies of it vary in

@@ -15,7 +15,10 @@ func benchHome() home {
 }
 
 func TestRowsAreWhatViddaStoresForAReading(t *testing.T) {
-	m := newRowMaker()
+	m, err := newRowMaker()
+	if err != nil {
+		t.Fatal(err)
+	}
 	at := time.Date(2026, 11, 20, 7, 31, 0, 0, time.UTC)
 	row, err := m.row(loadgen.AppendReading(nil, "t-", 0, at), "bench-dev-0007", "bench-home-0007", at)
 	if err != nil {
@@ -38,7 +41,10 @@ func TestRowsAreWhatViddaStoresForAReading(t *testing.T) {
 }
 
 func TestRowTemplateCopiesDifferOnlyInIDAndReadingID(t *testing.T) {
-	m := newRowMaker()
+	m, err := newRowMaker()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl, err := newRowTemplate(m, benchHome(), "c-", 3, time.Now())
 	if err != nil {
 		t.Fatal(err)

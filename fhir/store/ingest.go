@@ -45,26 +45,14 @@ type DeadLetter struct {
 // transaction: when it returns nil, all of them are committed. Readings
 // whose key is already stored are not stored again.
 func (s *Store) Ingest(ctx context.Context, obs []IngestObservation, dead []DeadLetter) ([]IngestResult, error) {
-	def, err := s.definition("Observation")
+	cols, rows, ids, err := s.IngestRows(obs, now())
 	if err != nil {
 		return nil, err
 	}
-	at := now()
-	cols := append([]string{"id", "version_id", "last_updated", "patient_id", "content", "ingest_key"}, indexColumns(def)...)
-	rows := make([][]any, 0, len(obs))
 	results := make([]IngestResult, len(obs))
 	byKey := make(map[string][]int, len(obs))
 	for i, o := range obs {
-		id, err := newID()
-		if err != nil {
-			return nil, err
-		}
-		r, err := s.newRow(def, o.Resource, id, 1, at)
-		if err != nil {
-			return nil, fmt.Errorf("ingest %s: %w", o.Key, err)
-		}
-		rows = append(rows, append([]any{r.id, r.version, r.lastUpdated, r.patientID, r.content, o.Key}, r.index...))
-		results[i] = IngestResult{Key: o.Key, ID: id}
+		results[i] = IngestResult{Key: o.Key, ID: ids[i]}
 		byKey[o.Key] = append(byKey[o.Key], i)
 	}
 	tx, err := s.pool.Begin(ctx)
@@ -86,6 +74,33 @@ func (s *Store) Ingest(ctx context.Context, obs []IngestObservation, dead []Dead
 		return nil, fmt.Errorf("ingest: commit: %w", translate(err))
 	}
 	return results, nil
+}
+
+// IngestRows prepares readings as observation rows under new ids, stored
+// at time at: the columns, one value slice per reading in column order, and
+// the ids. It touches no database; Ingest writes what it returns, and
+// benchmarks use it to write exactly what vidda writes.
+func (s *Store) IngestRows(obs []IngestObservation, at time.Time) (cols []string, rows [][]any, ids []string, err error) {
+	def, err := s.definition("Observation")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cols = append([]string{"id", "version_id", "last_updated", "patient_id", "content", "ingest_key"}, indexColumns(def)...)
+	rows = make([][]any, 0, len(obs))
+	ids = make([]string, 0, len(obs))
+	for _, o := range obs {
+		id, err := newID()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		r, err := s.newRow(def, o.Resource, id, 1, at)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("ingest %s: %w", o.Key, err)
+		}
+		rows = append(rows, append([]any{r.id, r.version, r.lastUpdated, r.patientID, r.content, o.Key}, r.index...))
+		ids = append(ids, id)
+	}
+	return cols, rows, ids, nil
 }
 
 // insertReadings copies rows into a per-session staging table, moves them
