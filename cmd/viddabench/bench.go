@@ -24,61 +24,40 @@ func benchHTTP(ctx context.Context, o options, stdout io.Writer) error {
 	rep := report{Machine: readMachine(), Rows: -1, Config: runConfig{
 		Vidda: o.vidda, Clients: o.clients, DurationS: o.duration.Seconds(), Reads: o.reads,
 	}}
-	err := collect(ctx, o, &rep)
-	if ctx.Err() != nil {
-		rep.Problems = append(rep.Problems, "interrupted: the numbers cover only part of the run")
-	}
-	if err != nil {
-		rep.Problems = append(rep.Problems, err.Error())
-	}
-	rep.judge()
-	if err := rep.write(stdout, o.json); err != nil {
-		return err
-	}
-	if len(rep.Problems) > 0 {
-		return fmt.Errorf("%d problem(s), first: %s", len(rep.Problems), rep.Problems[0])
-	}
-	return nil
+	return conclude(ctx, &rep, collect(ctx, o, &rep), stdout, o.json)
 }
 
 // collect fills rep phase by phase; it returns the error that stopped it.
-func collect(ctx context.Context, o options, rep *report) (err error) {
-	name, dbURL, info, err := createDatabase(ctx, o.adminURL)
-	if err != nil {
-		return err
-	}
-	rep.Postgres = info
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		err = errors.Join(err, dropDatabase(dctx, o.adminURL, name))
-	}()
-	dbEnv := o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text")
-	if _, err := runVidda(ctx, o.vidda, dbEnv, "migrate"); err != nil {
-		return err
-	}
-	// Each write phase starts from a checkpoint, so neither pays for the
-	// other's dirty pages.
-	if err := onBenchDB(ctx, dbURL, "CHECKPOINT"); err != nil {
-		return err
-	}
-	cpu := readCPU()
-	if rep.Raw, err = rawInserts(ctx, dbURL, o.clients, o.duration); err != nil {
-		return err
-	}
-	rep.Raw.CPUBusyPct = cpu.busySince()
-	if rep.Raw.Errors > 0 {
-		return fmt.Errorf("raw inserts: %d errors, first: %s", rep.Raw.Errors, rep.Raw.FirstError)
-	}
-	if err := onBenchDB(ctx, dbURL, "TRUNCATE observation", "CHECKPOINT"); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "viddabench-")
-	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	return measureServer(ctx, o, dbURL, filepath.Join(dir, "vidda-serve.log"), rep)
+func collect(ctx context.Context, o options, rep *report) error {
+	return withBenchDatabase(ctx, o.adminURL, func(dbURL string, info pgInfo) (err error) {
+		rep.Postgres = info
+		dbEnv := o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text")
+		if _, err := runVidda(ctx, o.vidda, dbEnv, "migrate"); err != nil {
+			return err
+		}
+		// Each write phase starts from a checkpoint, so neither pays for the
+		// other's dirty pages.
+		if err := onBenchDB(ctx, dbURL, "CHECKPOINT"); err != nil {
+			return err
+		}
+		cpu := readCPU()
+		if rep.Raw, err = rawInserts(ctx, dbURL, o.clients, o.duration); err != nil {
+			return err
+		}
+		rep.Raw.CPUBusyPct = cpu.busySince()
+		if rep.Raw.Errors > 0 {
+			return fmt.Errorf("raw inserts: %d errors, first: %s", rep.Raw.Errors, rep.Raw.FirstError)
+		}
+		if err := onBenchDB(ctx, dbURL, "TRUNCATE observation", "CHECKPOINT"); err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "viddabench-")
+		if err != nil {
+			return fmt.Errorf("temp dir: %w", err)
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		return measureServer(ctx, o, dbURL, filepath.Join(dir, "vidda-serve.log"), rep)
+	})
 }
 
 // measureServer runs steps 3 to 8: start-up, memory, creates, reads and

@@ -133,67 +133,46 @@ func benchMQTT(ctx context.Context, o mqttOptions, stdout io.Writer) error {
 	for _, r := range []*ingestRun{&rep.Naive, &rep.Noop, &rep.Flood, &rep.Single, &rep.Fixed, &rep.ExternalFlood} {
 		r.Stored = -1
 	}
-	err := collectMQTT(ctx, o, &rep)
-	if ctx.Err() != nil {
-		rep.Problems = append(rep.Problems, "interrupted: the numbers cover only part of the run")
-	}
-	if err != nil {
-		rep.Problems = append(rep.Problems, err.Error())
-	}
-	rep.judge()
-	if err := rep.write(stdout, o.json); err != nil {
-		return err
-	}
-	if len(rep.Problems) > 0 {
-		return fmt.Errorf("%d problem(s), first: %s", len(rep.Problems), rep.Problems[0])
-	}
-	return nil
+	return conclude(ctx, &rep, collectMQTT(ctx, o, &rep), stdout, o.json)
 }
 
 // collectMQTT fills rep phase by phase; it returns the error that stopped
 // it.
-func collectMQTT(ctx context.Context, o mqttOptions, rep *mqttReport) (err error) {
-	name, dbURL, info, err := createDatabase(ctx, o.adminURL)
-	if err != nil {
-		return err
-	}
-	rep.Postgres = info
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		err = errors.Join(err, dropDatabase(dctx, o.adminURL, name))
-	}()
-	if _, err := runVidda(ctx, o.vidda, o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text"), "migrate"); err != nil {
-		return err
-	}
-	t0 := time.Now()
-	homes, err := provisionHomes(ctx, dbURL, o.homes)
-	if err != nil {
-		return err
-	}
-	rep.ProvisionS = time.Since(t0).Seconds()
-	pg := watched{name: "postgres", pid: postmasterPID(ctx, dbURL), tree: true}
-	if err := baselines(ctx, o, dbURL, homes, pg, rep); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "viddabench-")
-	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	if err := fresh(ctx, dbURL); err != nil {
-		return err
-	}
-	if err := measureEmbedded(ctx, o, dbURL, filepath.Join(dir, "vidda-embedded.log"), homes, pg, rep); err != nil {
-		return err
-	}
-	if o.mosquitto == "" {
-		return nil
-	}
-	if err := fresh(ctx, dbURL); err != nil {
-		return err
-	}
-	return measureExternal(ctx, o, dbURL, dir, homes, pg, rep)
+func collectMQTT(ctx context.Context, o mqttOptions, rep *mqttReport) error {
+	return withBenchDatabase(ctx, o.adminURL, func(dbURL string, info pgInfo) (err error) {
+		rep.Postgres = info
+		if _, err := runVidda(ctx, o.vidda, o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text"), "migrate"); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		homes, err := provisionHomes(ctx, dbURL, o.homes)
+		if err != nil {
+			return err
+		}
+		rep.ProvisionS = time.Since(t0).Seconds()
+		pg := watched{name: "postgres", pid: postmasterPID(ctx, dbURL), tree: true}
+		if err := baselines(ctx, o, dbURL, homes, pg, rep); err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "viddabench-")
+		if err != nil {
+			return fmt.Errorf("temp dir: %w", err)
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		if err := fresh(ctx, dbURL); err != nil {
+			return err
+		}
+		if err := measureEmbedded(ctx, o, dbURL, filepath.Join(dir, "vidda-embedded.log"), homes, pg, rep); err != nil {
+			return err
+		}
+		if o.mosquitto == "" {
+			return nil
+		}
+		if err := fresh(ctx, dbURL); err != nil {
+			return err
+		}
+		return measureExternal(ctx, o, dbURL, dir, homes, pg, rep)
+	})
 }
 
 // fresh empties the observation table and checkpoints, so that no phase
