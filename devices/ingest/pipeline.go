@@ -104,10 +104,11 @@ func (p *Pipeline) Submit(ctx context.Context, m Message, done func(Outcome)) er
 	}
 	// The device lookup needs the database: while it is unreachable, wait
 	// (the device waits for its PUBACK) rather than refuse the message.
-	if err := p.waitForBinding(ctx, m.DeviceID); err != nil {
+	b, err := p.waitForBinding(ctx, m.DeviceID)
+	if err != nil && !errors.Is(err, errUnknownDevice) {
 		return err
 	}
-	j := p.prepare(ctx, m)
+	j := p.prepare(m, b, err)
 	j.done = done
 	p.metrics.messages.WithLabelValues(string(m.Kind)).Inc()
 	select {
@@ -233,21 +234,22 @@ func (p *Pipeline) drain(ctx context.Context) {
 	}
 }
 
-// waitForBinding retries a device lookup that fails for a reason other
-// than an unknown device, with back-off, until it answers or ctx ends.
-func (p *Pipeline) waitForBinding(ctx context.Context, deviceID string) error {
+// waitForBinding looks the device up, retrying with back-off while the
+// lookup fails for a reason other than an unknown device (errUnknownDevice
+// is returned), until it answers or ctx ends.
+func (p *Pipeline) waitForBinding(ctx context.Context, deviceID string) (Binding, error) {
 	backoff := 50 * time.Millisecond
 	for {
-		_, err := p.bindings.get(ctx, deviceID)
+		b, err := p.bindings.get(ctx, deviceID)
 		if err == nil || errors.Is(err, errUnknownDevice) {
-			return nil
+			return b, err
 		}
 		p.log.WarnContext(ctx, "ingest: device lookup failed, waiting", "device", deviceID, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("ingest submit: device lookup: %w", err)
+			return Binding{}, fmt.Errorf("ingest submit: device lookup: %w", err)
 		case <-p.stopping:
-			return ErrStopped
+			return Binding{}, ErrStopped
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)

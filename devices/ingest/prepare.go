@@ -1,9 +1,7 @@
 package ingest
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	fm "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -20,14 +18,15 @@ const (
 	ReasonInactiveDevice devices.Reason = "inactive-device"
 )
 
-// prepare decodes and maps m; whatever it refuses becomes a dead letter.
-func (p *Pipeline) prepare(ctx context.Context, m Message) *job {
+// prepare decodes and maps m, sent by the device b (lookupErr is
+// errUnknownDevice when none is registered); whatever it refuses becomes a
+// dead letter.
+func (p *Pipeline) prepare(m Message, b Binding, lookupErr error) *job {
 	j := &job{msg: m}
-	readings, patientID, err := p.decode(ctx, m)
+	readings, patientID, err := p.decode(m, b, lookupErr)
 	rejected := devices.Rejections(err)
 	if err != nil && rejected == nil {
-		// Not about the payload (e.g. the device lookup failed): keep it
-		// so nothing is lost, and say so.
+		// Not about the payload: keep it so nothing is lost, and say so.
 		rejected = []*devices.RejectError{{Reason: devices.ReasonMalformed, Index: devices.WholePayload, Message: "could not be processed: " + err.Error()}}
 	}
 	for _, r := range readings {
@@ -61,13 +60,10 @@ func (p *Pipeline) prepare(ctx context.Context, m Message) *job {
 
 // decode returns the message's readings that pass every check, the bound
 // patient, and the rejections (a devices.RejectErrors or *RejectError).
-func (p *Pipeline) decode(ctx context.Context, m Message) ([]devices.Reading, string, error) {
-	b, err := p.bindings.get(ctx, m.DeviceID)
+func (p *Pipeline) decode(m Message, b Binding, lookupErr error) ([]devices.Reading, string, error) {
 	switch {
-	case errors.Is(err, errUnknownDevice):
+	case lookupErr != nil:
 		return nil, "", whole(ReasonUnknownDevice, "no device %s is registered", m.DeviceID)
-	case err != nil:
-		return nil, "", err
 	case b.PatientID == "":
 		return nil, "", whole(ReasonUnboundDevice, "device %s is not bound to a patient", m.DeviceID)
 	case !b.Active:
@@ -75,6 +71,7 @@ func (p *Pipeline) decode(ctx context.Context, m Message) ([]devices.Reading, st
 	}
 	var readings []devices.Reading
 	var rejected devices.RejectErrors
+	var err error
 	switch m.Kind {
 	case devices.KindReadings:
 		readings, err = devices.DecodeCompact(m.Payload)
