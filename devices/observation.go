@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	fm "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/vidda/vidda/fhir"
 )
 
@@ -17,6 +19,12 @@ type Observation struct {
 	Key string
 	// JSON is the Observation, without id and meta (the store sets them).
 	JSON []byte
+	// Model is the same Observation as the golang-fhir-models struct, what
+	// decoding JSON gives, for the store's search values: built beside
+	// JSON so that nothing is decoded again. It shares no memory with
+	// other Observations' models but may with the other Observations of
+	// the same reading; read it, do not change it.
+	Model *fm.Observation
 	// Code is the primary LOINC code, e.g. "85354-9".
 	Code string
 	// Type is the reading type the Observation holds: the reading's, or
@@ -106,29 +114,34 @@ func (r Reading) Observations(deviceID, patientID string) ([]Observation, error)
 			mdc = c
 		}
 	}
+	w.shared = newModelShared(&w)
 	b := w.begin(main.Key, mainCodes, mdc, t.Text)
+	m := w.shared.model(main.Key, mainCodes, mdc, t.Text)
 	var split []*Field
 	if f, ok := t.Field(ValueField); ok {
 		u, _ := f.Unit(r.Values[ValueField].Unit)
 		b = w.quantity(append(b, `,"valueQuantity":`...), r.Values[ValueField].Value, u)
+		w.shared.valueModel(m, r.Values[ValueField].Value, u)
 		b = w.device(b)
 	} else {
 		b = w.device(b)
-		b, split = w.components(b, t, r.Values)
+		b, split = w.components(b, m, t, r.Values)
 	}
 	b = append(b, '}')
-	main.JSON = b
-	out := []Observation{main}
+	main.JSON, main.Model = b, &m.obs
+	out := make([]Observation, 1, 1+len(split))
+	out[0] = main
 	for _, f := range split {
 		out = append(out, w.split(main, f, r.Values[f.Name], t.Text))
 	}
 	return out, nil
 }
 
-// components writes the component array of a panel and returns the
-// fields that split off instead.
-func (w *obsWriter) components(b []byte, t *ReadingType, values map[string]Quantity) ([]byte, []*Field) {
+// components writes the component array of a panel, in JSON and in m, and
+// returns the fields that split off instead.
+func (w *obsWriter) components(b []byte, m *modelArena, t *ReadingType, values map[string]Quantity) ([]byte, []*Field) {
 	var split []*Field
+	m.obs.Component = make([]fm.ObservationComponent, 0, len(values))
 	b = append(b, `,"component":[`...)
 	n := 0
 	for i := range t.Fields {
@@ -148,6 +161,7 @@ func (w *obsWriter) components(b []byte, t *ReadingType, values map[string]Quant
 		b = w.codeable(append(b, `{"code":`...), f.LOINC, f.MDC[0], "")
 		u, _ := f.Unit(q.Unit)
 		b = append(w.quantity(append(b, `,"valueQuantity":`...), q.Value, u), '}')
+		w.shared.componentModel(m, f, q)
 	}
 	return append(b, ']'), split
 }
@@ -166,7 +180,10 @@ func (w *obsWriter) split(main Observation, f *Field, q Quantity, mainText strin
 	b = append(b, `},"display":`...)
 	b = appendString(b, mainText)
 	b = append(b, "}]}"...)
-	o.JSON = b
+	m := w.shared.model(o.Key, f.LOINC, f.MDC[0], f.LOINC[0].Display)
+	w.shared.valueModel(m, q.Value, u)
+	w.shared.derivedModel(m, main.Key, mainText)
+	o.JSON, o.Model = b, &m.obs
 	return o
 }
 
@@ -175,6 +192,7 @@ func (w *obsWriter) split(main Observation, f *Field, q Quantity, mainText strin
 type obsWriter struct {
 	deviceID, patientID string
 	at                  time.Time
+	shared              *modelShared // the strings the models point to
 }
 
 // begin writes everything up to and including effectiveDateTime.
