@@ -39,7 +39,19 @@ type compactItem struct {
 // *RejectError and no readings. Otherwise every item is decoded and
 // validated (Reading.Validate) on its own: the readings that pass are
 // returned, with a RejectErrors for the others (nil error when all pass).
-func DecodeCompact(payload []byte) ([]Reading, error) {
+func DecodeCompact(payload []byte) ([]Reading, error) { return decodeCompact(payload, nil) }
+
+// decodeCompact is DecodeCompact with the code table, or nil to build the
+// row of each item.
+func decodeCompact(payload []byte, table []ReadingType) ([]Reading, error) {
+	if b := bytes.TrimLeft(payload, " \t\r\n"); len(b) > 0 && b[0] == '{' {
+		// One reading, the usual message: no list of items.
+		r, rej := decodeCompactItem(payload, 0, table)
+		if rej != nil {
+			return result([]Reading{}, RejectErrors{rej})
+		}
+		return []Reading{r}, nil
+	}
 	items, err := compactItems(payload)
 	if err != nil {
 		return nil, err
@@ -47,7 +59,7 @@ func DecodeCompact(payload []byte) ([]Reading, error) {
 	readings := make([]Reading, 0, len(items))
 	var rejected RejectErrors
 	for i, raw := range items {
-		r, rej := decodeCompactItem(raw, i)
+		r, rej := decodeCompactItem(raw, i, table)
 		if rej != nil {
 			rejected = append(rejected, rej)
 			continue
@@ -83,62 +95,50 @@ func compactItems(payload []byte) ([][]byte, error) {
 	return nil, reject(ReasonMalformed, WholePayload, "", "payload must be a JSON object or an array of them")
 }
 
-// decodeCompactItem decodes and validates one item.
-func decodeCompactItem(raw []byte, index int) (Reading, *RejectError) {
-	var it compactItem
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&it); err != nil {
-		return Reading{}, &RejectError{Reason: ReasonMalformed, Index: index, Message: jsonProblem(err), Err: err}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Reading{}, reject(ReasonMalformed, index, "", "data after the reading object")
+// decodeCompactItem decodes and validates one item, finding its type in
+// table (nil: building the row).
+func decodeCompactItem(raw []byte, index int, table []ReadingType) (Reading, *RejectError) {
+	var it compactFields
+	if !it.scan(raw) {
+		if rej := it.decode(raw, index); rej != nil {
+			return Reading{}, rej
+		}
 	}
 	r := Reading{Index: index}
-	if it.ID != nil {
-		if !validReadingID(*it.ID) {
+	if it.present(memberID) {
+		if !validReadingID(it.strs[memberID]) {
 			// Not echoed in the rejection: it may be anything.
 			return Reading{}, reject(ReasonMalformed, index, "",
 				"id must be 1 to %d visible ASCII characters without '/'", maxReadingID)
 		}
-		r.ID = *it.ID
+		r.ID = it.strs[memberID]
 	}
-	if it.Type == nil {
+	if !it.present(memberType) {
 		return Reading{}, reject(ReasonMalformed, index, r.ID, "type is missing")
 	}
-	r.Type = *it.Type
-	t, ok := lookup(r.Type)
+	r.Type = it.strs[memberType]
+	t, ok := findRow(table, r.Type)
 	if !ok {
 		return Reading{}, r.validate(nil)
 	}
-	if it.T == nil || *it.T == "" {
+	if !it.present(memberT) || it.strs[memberT] == "" {
 		return Reading{}, reject(ReasonMissingTime, index, r.ID, "t (the measurement time) is missing")
 	}
-	at, err := time.Parse(time.RFC3339, *it.T)
+	at, err := time.Parse(time.RFC3339, it.strs[memberT])
 	if err != nil {
 		return Reading{}, reject(ReasonMalformed, index, r.ID, "t must be an RFC 3339 date-time with offset")
 	}
 	r.At = at
-	unit := ""
-	if it.Unit != nil {
-		unit = *it.Unit
-	}
+	unit := it.strs[memberUnit] // "" when absent
 	r.Values = make(map[string]Quantity, 4)
-	for _, v := range [...]struct {
-		name string
-		v    *float64
-	}{
-		{ValueField, it.Value},
-		{"systolic", it.Systolic},
-		{"diastolic", it.Diastolic},
-		{"mean", it.Mean},
-		{"pulse", it.Pulse},
-	} {
-		if v.v == nil {
+	members := compactMembers()
+	for k := firstNumber; k < len(members); k++ {
+		if !it.present(k) {
 			continue
 		}
-		q := Quantity{Value: *v.v, Unit: unit}
-		if f, ok := t.Field(v.name); ok {
+		name := members[k]
+		q := Quantity{Value: it.nums[k-firstNumber], Unit: unit}
+		if f, ok := t.Field(name); ok {
 			if u, ok := f.Unit(unit); ok {
 				q.Unit = u.UCUM
 			} else if f.Split != "" && len(f.Units) == 1 {
@@ -146,12 +146,47 @@ func decodeCompactItem(raw []byte, index int) (Reading, *RejectError) {
 				q.Unit = f.Units[0].UCUM
 			}
 		}
-		r.Values[v.name] = q
+		r.Values[name] = q
 	}
 	if rej := r.validate(t); rej != nil {
 		return Reading{}, rej
 	}
 	return r, nil
+}
+
+// findRow finds the row named name in table, or builds it when table is
+// nil.
+func findRow(table []ReadingType, name string) (*ReadingType, bool) {
+	if table == nil {
+		return lookup(name)
+	}
+	return findType(table, name)
+}
+
+// decode is the reference decoding of a compact item with encoding/json,
+// for what scan leaves to it: it fills it or gives the rejection.
+func (it *compactFields) decode(raw []byte, index int) *RejectError {
+	var item compactItem
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&item); err != nil {
+		return &RejectError{Reason: ReasonMalformed, Index: index, Message: jsonProblem(err), Err: err}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return reject(ReasonMalformed, index, "", "data after the reading object")
+	}
+	*it = compactFields{}
+	for k, v := range [...]*string{item.ID, item.T, item.Type, item.Unit} {
+		if v != nil {
+			it.strs[k], it.has = *v, it.has|1<<k
+		}
+	}
+	for i, v := range [...]*float64{item.Value, item.Systolic, item.Diastolic, item.Mean, item.Pulse} {
+		if v != nil {
+			it.nums[i], it.has = *v, it.has|1<<(firstNumber+i)
+		}
+	}
+	return nil
 }
 
 // jsonProblem describes a decoding error without quoting values.

@@ -2,21 +2,23 @@
 // Observations. It owns the code table (Table: reading types with their
 // LOINC, MDC and UCUM codes and plausible ranges), the decoders of the
 // three payload formats a device or its home gateway sends, the validation
-// of values and times, and the mapping of a reading to Observation JSON
-// with its idempotency key.
+// of values and times, and the mapping of a reading to Observation JSON,
+// its golang-fhir-models struct (built beside the JSON, so the store's
+// search values need no second decoding) and its idempotency key.
 //
 // Everything here is a pure function over bytes: no I/O, no clock (the
 // receive time is a parameter), no package-level state. The pipeline that
 // batches, stores and acknowledges readings (devices/ingest) and the MQTT
 // broker (devices/broker) call it. Per MQTT message:
 //
-//	readings, err := devices.DecodeCompact(payload) // .../readings; or DecodeSenML (.../senml), DecodeFHIR (.../fhir)
+//	readings, err := devices.DecodeCompact(payload) // .../readings; or DecodeSenML (.../senml), DecodeFHIR (.../fhir);
+//	                                                // a Decoder does the same with a code table built once
 //	// err is nil, a *RejectError (nothing decoded), or RejectErrors (some
 //	// items refused, readings holds the others); Rejections(err) lists them
 //	// with Reason, Index and ID for the errors topic and the dead letters.
 //	readings, late := limits.Filter(readings, receivedAt) // future-time, too-old: more rejections
 //	for _, r := range readings {
-//		obs, err := r.Observations(deviceID, patientID) // JSON, Key, Code, ...
+//		obs, err := r.Observations(deviceID, patientID) // JSON, Model, Key, Code, ...
 //	}
 //
 // For a FHIR payload the caller also calls FHIRPayload.CheckPatient with

@@ -122,6 +122,9 @@ func (e RejectErrors) Unwrap() []error {
 // RejectErrors, the one *RejectError, or nil when err is neither (nil, or
 // an error that is not about the payload).
 func Rejections(err error) []*RejectError {
+	if err == nil {
+		return nil // errors.As would cost an allocation
+	}
 	var many RejectErrors
 	if errors.As(err, &many) {
 		return many

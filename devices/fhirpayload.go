@@ -86,6 +86,10 @@ type bundle struct {
 // transaction, which FHIR makes all or nothing: one refused entry refuses
 // it all (nil payload). A nil reg is an error, not a rejection.
 func DecodeFHIR(payload []byte, reg *fhir.Registry) (*FHIRPayload, error) {
+	return decodeFHIR(payload, reg, Table())
+}
+
+func decodeFHIR(payload []byte, reg *fhir.Registry, table []ReadingType) (*FHIRPayload, error) {
 	if reg == nil {
 		return nil, errors.New("decode fhir payload: nil registry")
 	}
@@ -98,7 +102,6 @@ func DecodeFHIR(payload []byte, reg *fhir.Registry) (*FHIRPayload, error) {
 			Message: "payload is not a FHIR resource: " + jsonProblem(err), Err: err,
 		}
 	}
-	table := Table()
 	out := &FHIRPayload{}
 	switch head.ResourceType {
 	case "Observation":

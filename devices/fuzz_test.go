@@ -2,8 +2,10 @@ package devices
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -36,8 +38,8 @@ func seed(f *testing.F, dir string, extra ...string) {
 }
 
 // checkDecoded holds for whatever a decoder returns: every rejection is
-// well formed, every reading valid and mappable to valid JSON, and
-// decoding again gives the same keys.
+// well formed, every reading valid and mappable to valid JSON whose model
+// is the decoded JSON, and decoding again gives the same keys.
 func checkDecoded(t *testing.T, readings []Reading, err error, items int, again func() []Reading) {
 	t.Helper()
 	reasons := knownReasons()
@@ -64,6 +66,7 @@ func checkDecoded(t *testing.T, readings []Reading, err error, items int, again 
 			if !json.Valid(o.JSON) {
 				t.Fatalf("invalid JSON: %s", o.JSON)
 			}
+			checkModel(t, o)
 			keys = append(keys, o.Key)
 		}
 	}
@@ -91,9 +94,41 @@ func FuzzDecodeCompact(f *testing.F) {
 		`{"t":"0001-01-01T00:00:00Z","type":"weight","value":0.2,"unit":"kg"}`,
 		`{"t":"9999-12-31T23:59:59+14:00","type":"glucose","value":55.5,"unit":"mmol/L"}`,
 	)
+	d := NewDecoder()
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		readings, err := DecodeCompact(payload)
 		checkDecoded(t, readings, err, -1, func() []Reading { r, _ := DecodeCompact(payload); return r })
+		withTable, errWithTable := d.Compact(payload)
+		sameDecoding(t, readings, err, withTable, errWithTable)
+	})
+}
+
+// sameDecoding fails unless a Decoder decoded as the function did.
+func sameDecoding(t *testing.T, readings []Reading, err error, withTable []Reading, errWithTable error) {
+	t.Helper()
+	if !reflect.DeepEqual(readings, withTable) || fmt.Sprint(err) != fmt.Sprint(errWithTable) {
+		t.Fatalf("the function decodes %+v, %v; the Decoder %+v, %v", readings, err, withTable, errWithTable)
+	}
+}
+
+// FuzzCompactScan holds the plain-form scanner of compact items to
+// encoding/json: whatever it reads, encoding/json reads the same way.
+func FuzzCompactScan(f *testing.F) {
+	seed(f, "compact",
+		`{"id":"a","t":"x","type":"weight","value":-0.5e+3,"unit":"kg"} `,
+		`{"ID":"a"}`, `{"id":"a","id":"b"}`, `{"value":1e999}`, `{"t":null}`, `{} x`, `{"pulse":01}`,
+	)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var fast, slow compactFields
+		if !fast.scan(raw) {
+			return
+		}
+		if rej := slow.decode(raw, 0); rej != nil {
+			t.Fatalf("scan read %q, encoding/json refuses it: %v", raw, rej)
+		}
+		if fast != slow {
+			t.Fatalf("%q: scan read %+v, encoding/json %+v", raw, fast, slow)
+		}
 	})
 }
 
@@ -104,9 +139,12 @@ func FuzzDecodeSenML(f *testing.F) {
 		`[{"bn":"x","n":"/pulse","u":"1/min","v":60},{"vs":"a"},{}]`,
 	)
 	now := received()
+	d := NewDecoder()
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		readings, err := DecodeSenML(payload, now)
 		checkDecoded(t, readings, err, -1, func() []Reading { r, _ := DecodeSenML(payload, now); return r })
+		withTable, errWithTable := d.SenML(payload, now)
+		sameDecoding(t, readings, err, withTable, errWithTable)
 	})
 }
 
@@ -118,12 +156,17 @@ func FuzzDecodeFHIR(f *testing.F) {
 		`{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"PUT","url":"Patient/p"}},null,{}]}`,
 	)
 	reg := registry(f)
+	d := NewDecoder()
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		p, err := DecodeFHIR(payload, reg)
 		var readings []Reading
 		if p != nil {
 			readings = p.Readings
 			_ = p.CheckPatient("pat-1", []Identifier{{"s", "v"}})
+		}
+		pt, errWithTable := d.FHIR(payload, reg)
+		if (p == nil) != (pt == nil) || (p != nil && !reflect.DeepEqual(*p, *pt)) || fmt.Sprint(err) != fmt.Sprint(errWithTable) {
+			t.Fatalf("the function decodes %+v, %v; the Decoder %+v, %v", p, err, pt, errWithTable)
 		}
 		again := func() []Reading {
 			p, _ := DecodeFHIR(payload, reg)

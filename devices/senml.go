@@ -66,6 +66,10 @@ type senmlSlot struct {
 // Errors are as for DecodeCompact; RejectError.Index is the index of the
 // (first) record.
 func DecodeSenML(payload []byte, now time.Time) ([]Reading, error) {
+	return decodeSenML(payload, now, Table())
+}
+
+func decodeSenML(payload []byte, now time.Time, table []ReadingType) ([]Reading, error) {
 	var pack []map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &pack); err != nil {
 		return nil, &RejectError{
@@ -73,7 +77,6 @@ func DecodeSenML(payload []byte, now time.Time) ([]Reading, error) {
 			Message: "a SenML pack must be a JSON array of records: " + jsonProblem(err), Err: err,
 		}
 	}
-	table := Table()
 	base := senmlBase{version: senmlVersion}
 	var slots []*senmlSlot
 	groups := make(map[string]*senmlSlot) // blood pressure by prefix and time

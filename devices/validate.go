@@ -72,9 +72,16 @@ func (l Limits) Check(r Reading, now time.Time) error {
 // Filter returns the readings that pass Check, and a RejectErrors for the
 // others (nil when all pass).
 func (l Limits) Filter(readings []Reading, now time.Time) ([]Reading, error) {
-	kept := make([]Reading, 0, len(readings))
+	first := 0
+	for first < len(readings) && l.Check(readings[first], now) == nil {
+		first++
+	}
+	if first == len(readings) {
+		return readings, nil // the common case: no copy
+	}
+	kept := append(make([]Reading, 0, len(readings)), readings[:first]...)
 	var rejected RejectErrors
-	for _, r := range readings {
+	for _, r := range readings[first:] {
 		if err := l.Check(r, now); err != nil {
 			rejected = append(rejected, asReject(err, r.Index, r.ID))
 			continue
@@ -119,13 +126,23 @@ func (r *Reading) validate(t *ReadingType) *RejectError {
 	if r.MDC != "" && !hasCode(t.MDC, r.MDC) {
 		return fail(ReasonUnknownType, "MDC code %s is not a %s code", r.MDC, t.Name)
 	}
-	for name, q := range r.Values {
-		f, ok := t.Field(name)
-		if !ok {
-			return fail(ReasonMalformed, "%s has no field %q", t.Name, name)
+	// In table order, so that a reading with several faults always gets
+	// the same rejection.
+	unknown, anyUnknown := "", false
+	for name := range r.Values {
+		if _, ok := t.Field(name); !ok && (!anyUnknown || name < unknown) {
+			unknown, anyUnknown = name, true
 		}
-		if err := r.checkValue(t, f, q); err != nil {
-			return err
+	}
+	if anyUnknown {
+		return fail(ReasonMalformed, "%s has no field %q", t.Name, unknown)
+	}
+	for i := range t.Fields {
+		f := &t.Fields[i]
+		if q, ok := r.Values[f.Name]; ok {
+			if err := r.checkValue(t, f, q); err != nil {
+				return err
+			}
 		}
 	}
 	for i := range t.Fields {
