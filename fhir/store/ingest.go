@@ -1,13 +1,18 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
 )
 
 // IngestObservation is a device reading mapped to an Observation.
@@ -45,67 +50,262 @@ type DeadLetter struct {
 // transaction: when it returns nil, all of them are committed. Readings
 // whose key is already stored are not stored again.
 func (s *Store) Ingest(ctx context.Context, obs []IngestObservation, dead []DeadLetter) ([]IngestResult, error) {
-	cols, rows, ids, err := s.IngestRows(obs, now())
+	in, err := s.NewIngester()
 	if err != nil {
 		return nil, err
 	}
-	results := make([]IngestResult, len(obs))
-	byKey := make(map[string][]int, len(obs))
+	prepared := make([]PreparedReading, len(obs))
 	for i, o := range obs {
-		results[i] = IngestResult{Key: o.Key, ID: ids[i]}
-		byKey[o.Key] = append(byKey[o.Key], i)
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ingest: %w", translate(err))
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if len(rows) > 0 {
-		if err := insertReadings(ctx, tx, cols, rows, results, byKey); err != nil {
+		if prepared[i], err = in.Prepare(o); err != nil {
 			return nil, err
 		}
 	}
-	if len(dead) > 0 {
-		if err := insertDeadLetters(ctx, tx, dead); err != nil {
-			return nil, err
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("ingest: commit: %w", translate(err))
-	}
-	return results, nil
+	return in.Write(ctx, prepared, dead)
 }
 
 // IngestRows prepares readings as observation rows under new ids, stored
 // at time at: the columns, one value slice per reading in column order, and
-// the ids. It touches no database; Ingest writes what it returns, and
+// the ids. It touches no database; it makes what Ingest writes, and
 // benchmarks use it to write exactly what vidda writes.
 func (s *Store) IngestRows(obs []IngestObservation, at time.Time) (cols []string, rows [][]any, ids []string, err error) {
-	def, err := s.definition("Observation")
+	in, err := s.NewIngester()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cols = append([]string{"id", "version_id", "last_updated", "patient_id", "content", "ingest_key"}, indexColumns(def)...)
 	rows = make([][]any, 0, len(obs))
 	ids = make([]string, 0, len(obs))
 	for _, o := range obs {
-		id, err := newID()
+		p, err := in.prepare(o, at)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		r, err := s.newRow(def, o.Resource, id, 1, at)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("ingest %s: %w", o.Key, err)
-		}
-		rows = append(rows, append([]any{r.id, r.version, r.lastUpdated, r.patientID, r.content, o.Key}, r.index...))
-		ids = append(ids, id)
+		rows = append(rows, p.row)
+		ids = append(ids, p.ID)
 	}
-	return cols, rows, ids, nil
+	return in.cols, rows, ids, nil
+}
+
+// Ingester writes device readings in two steps: Prepare does the work of
+// one reading (id, stored JSON, search values) anywhere, in parallel, and
+// Write commits a batch of prepared readings doing little more than COPY.
+//
+// Write COPYs a batch straight into observation while no reading it is
+// given was stored before. A re-sent reading fails that COPY on the
+// ingest_key index; the batch is then written again through a staging
+// table (INSERT … ON CONFLICT DO NOTHING RETURNING), which finds the
+// earlier ids, and so are the batches of the next resendWindow: re-sent
+// readings come in bursts (a gateway reconnecting after lost acks), and
+// the staging path costs less than a failed COPY. Either way the unique
+// index is what makes a reading stored once, across batches, committers,
+// instances and crashes. An Ingester is safe for concurrent use.
+type Ingester struct {
+	s    *Store
+	def  *search.Definition
+	cols []string
+	// resentUntil is when (Unix ns) Write goes back to COPYing straight
+	// into observation after a batch with a re-sent reading.
+	resentUntil atomic.Int64
+}
+
+// resendWindow is how long Write uses the staging table after a re-sent
+// reading.
+const resendWindow = 10 * time.Second
+
+// NewIngester returns an Ingester writing to s.
+func (s *Store) NewIngester() (*Ingester, error) {
+	def, err := s.definition("Observation")
+	if err != nil {
+		return nil, err
+	}
+	cols := append([]string{"id", "version_id", "last_updated", "patient_id", "content", "ingest_key"}, indexColumns(def)...)
+	return &Ingester{s: s, def: def, cols: cols}, nil
+}
+
+// PreparedReading is a reading made ready by Ingester.Prepare: its row
+// under a new id, missing only the commit time. A PreparedReading is
+// written by one Write at a time (Write stamps it).
+type PreparedReading struct {
+	Key string
+	ID  string
+	row []any // in the order of Ingester.cols
+	// stamp is where meta.lastUpdated is in the content, -1 when it was
+	// not found; res is then kept to make the row again.
+	stamp int
+	res   *fhir.Resource
+}
+
+// Row positions of the values Write changes.
+const (
+	colLastUpdated = 2
+	colContent     = 4
+)
+
+// lastUpdatedLayout is how fhir.WithMeta writes meta.lastUpdated: one
+// width for every time of years 0001–9999, so that a commit can stamp its
+// time over the prepared one.
+const lastUpdatedLayout = "2006-01-02T15:04:05.000Z"
+
+// Prepare does the per-reading work of storing o: a new id, the stored
+// JSON with id and meta, the search values. A reading the store cannot
+// index gives an error (a *fhir.ValidationError) and should be refused
+// rather than retried. It touches no database.
+func (in *Ingester) Prepare(o IngestObservation) (PreparedReading, error) {
+	at := now()
+	p, err := in.prepare(o, at)
+	if err != nil {
+		return p, err
+	}
+	p.stamp = stampAt(p.row[colContent].([]byte), at)
+	if p.stamp < 0 {
+		p.res = o.Resource
+	}
+	return p, nil
+}
+
+func (in *Ingester) prepare(o IngestObservation, at time.Time) (PreparedReading, error) {
+	id, err := newID()
+	if err != nil {
+		return PreparedReading{}, err
+	}
+	r, err := in.s.newRow(in.def, o.Resource, id, 1, at)
+	if err != nil {
+		return PreparedReading{}, fmt.Errorf("ingest %s: %w", o.Key, err)
+	}
+	row := make([]any, 0, len(in.cols))
+	row = append(append(row, r.id, r.version, r.lastUpdated, r.patientID, r.content, o.Key), r.index...)
+	if len(row) != len(in.cols) {
+		return PreparedReading{}, fmt.Errorf("ingest %s: %d values for %d columns", o.Key, len(row), len(in.cols))
+	}
+	return PreparedReading{Key: o.Key, ID: id, row: row, stamp: -1}, nil
+}
+
+// stampAt returns where in content the meta.lastUpdated of time at is
+// written, or -1. WithMeta writes meta first, so the first match is it.
+func stampAt(content []byte, at time.Time) int {
+	const member = `"lastUpdated":"`
+	var buf [64]byte
+	needle := at.UTC().AppendFormat(append(buf[:0], member...), lastUpdatedLayout)
+	i := bytes.Index(content, append(needle, '"'))
+	if i < 0 || len(needle) != len(member)+len(lastUpdatedLayout) {
+		return -1
+	}
+	return i + len(member)
+}
+
+// restamp makes p's row say it was stored at at (boxed: the same value
+// as an any, made once per batch).
+func (in *Ingester) restamp(p *PreparedReading, at time.Time, boxed any) error {
+	if p.stamp >= 0 {
+		// Formatted aside: AppendFormat writes past what it returns.
+		var buf [64]byte
+		if t := at.UTC().AppendFormat(buf[:0], lastUpdatedLayout); len(t) == len(lastUpdatedLayout) {
+			copy(p.row[colContent].([]byte)[p.stamp:], t)
+			p.row[colLastUpdated] = boxed
+			return nil
+		}
+		return fmt.Errorf("ingest %s: cannot stamp %v", p.Key, at) // outside years 0001–9999
+	}
+	r, err := in.s.newRow(in.def, p.res, p.ID, 1, at)
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", p.Key, err)
+	}
+	p.row = append(append(p.row[:0], r.id, r.version, r.lastUpdated, r.patientID, r.content, p.Key), r.index...)
+	return nil
+}
+
+// Write stores prepared readings and dead letters in one transaction,
+// stamped with the time of the commit: when it returns nil, all of them
+// are committed. Readings whose key is already stored are not stored
+// again; their results carry the earlier id.
+func (in *Ingester) Write(ctx context.Context, readings []PreparedReading, dead []DeadLetter) ([]IngestResult, error) {
+	at := now()
+	var boxed any = at
+	rows := make([][]any, len(readings))
+	results := make([]IngestResult, len(readings))
+	byKey := make(map[string][]int, len(readings))
+	distinct := true
+	for i := range readings {
+		p := &readings[i]
+		if err := in.restamp(p, at, boxed); err != nil {
+			return nil, err
+		}
+		rows[i] = p.row
+		results[i] = IngestResult{Key: p.Key, ID: p.ID}
+		distinct = distinct && byKey[p.Key] == nil
+		byKey[p.Key] = append(byKey[p.Key], i)
+	}
+	if distinct && time.Now().UnixNano() >= in.resentUntil.Load() {
+		err := in.s.ingestTx(ctx, dead, func(tx pgx.Tx) error {
+			if len(rows) == 0 {
+				return nil
+			}
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"observation"}, in.cols, pgx.CopyFromRows(rows))
+			if keyConflict(err) {
+				return errResent
+			}
+			if err != nil {
+				return fmt.Errorf("ingest: copy: %w", translate(err))
+			}
+			return nil
+		})
+		if !errors.Is(err, errResent) {
+			if err != nil {
+				return nil, err
+			}
+			return results, nil
+		}
+		in.resentUntil.Store(time.Now().Add(resendWindow).UnixNano())
+	}
+	err := in.s.ingestTx(ctx, dead, func(tx pgx.Tx) error {
+		if len(rows) == 0 {
+			return nil
+		}
+		return insertReadings(ctx, tx, in.cols, rows, results, byKey)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// errResent means a batch holds a reading already stored.
+var errResent = errors.New("ingest: a reading is already stored")
+
+// keyConflict reports whether err is a unique violation: a reading
+// already stored under its key, or under its id by an earlier attempt of
+// the same batch.
+func keyConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// ingestTx runs write and stores dead in one transaction.
+func (s *Store) ingestTx(ctx context.Context, dead []DeadLetter, write func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", translate(err))
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := write(tx); err != nil {
+		return err
+	}
+	if len(dead) > 0 {
+		if err := insertDeadLetters(ctx, tx, dead); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("ingest: commit: %w", translate(err))
+	}
+	return nil
 }
 
 // insertReadings copies rows into a per-session staging table, moves them
 // into observation skipping known keys, and resolves duplicates to the ids
-// already stored.
+// already stored. It skips conflicts on any unique index, not only
+// ingest_key: a batch retried after a commit whose outcome was lost (the
+// connection broke during COMMIT) has the ids that commit stored, and its
+// readings are then found by key like any re-sent reading.
 func insertReadings(ctx context.Context, tx pgx.Tx, cols []string, rows [][]any, results []IngestResult, byKey map[string][]int) error {
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS observation_stage (LIKE observation INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
 		return fmt.Errorf("ingest: staging table: %w", translate(err))
@@ -115,7 +315,7 @@ func insertReadings(ctx context.Context, tx pgx.Tx, cols []string, rows [][]any,
 	}
 	list := joinCols(cols)
 	inserted, err := tx.Query(ctx, "INSERT INTO observation ("+list+") SELECT "+list+
-		" FROM observation_stage ON CONFLICT (ingest_key) DO NOTHING RETURNING ingest_key, id")
+		" FROM observation_stage ON CONFLICT DO NOTHING RETURNING ingest_key, id")
 	if err != nil {
 		return fmt.Errorf("ingest: insert: %w", translate(err))
 	}
@@ -150,6 +350,7 @@ func insertReadings(ctx context.Context, tx pgx.Tx, cols []string, rows [][]any,
 	if err != nil {
 		return fmt.Errorf("ingest: duplicates: %w", translate(err))
 	}
+	found := 0
 	for earlier.Next() {
 		var key, id string
 		if err := earlier.Scan(&key, &id); err != nil {
@@ -158,9 +359,15 @@ func insertReadings(ctx context.Context, tx pgx.Tx, cols []string, rows [][]any,
 		for _, i := range byKey[key] {
 			results[i].ID, results[i].Duplicate = id, true
 		}
+		found++
 	}
 	if err := earlier.Err(); err != nil {
 		return fmt.Errorf("ingest: duplicates: %w", translate(err))
+	}
+	if found != len(missing) {
+		// Skipped for a conflict on something other than its key: never
+		// report a reading stored that is not.
+		return fmt.Errorf("ingest: %d readings neither stored nor stored before", len(missing)-found)
 	}
 	return nil
 }

@@ -2,10 +2,17 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/db/dbtest"
 )
 
 func TestIngestStoresEachReadingOnceAndKeepsDeadLetters(t *testing.T) {
@@ -45,4 +52,174 @@ func TestIngestStoresEachReadingOnceAndKeepsDeadLetters(t *testing.T) {
 	if len(dead) != 1 || dead[0].Reason != "malformed" || string(dead[0].Payload) != "{bad" {
 		t.Fatalf("dead letters %+v", dead)
 	}
+}
+
+func TestIngesterCopiesNewReadingsAndFindsResentOnes(t *testing.T) {
+	f := newStore(t)
+	ctx := context.Background()
+	in, err := f.st.NewIngester()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepare := func(keys ...string) []store.PreparedReading {
+		t.Helper()
+		out := make([]store.PreparedReading, len(keys))
+		for i, key := range keys {
+			res := f.parse(t, "Observation", obsJSON("p-home", "29463-7", "2026-11-20T07:00:00Z", "71.2"))
+			if out[i], err = in.Prepare(store.IngestObservation{Key: key, Resource: res}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	write := func(batch []store.PreparedReading, dead ...store.DeadLetter) []store.IngestResult {
+		t.Helper()
+		res, err := in.Write(ctx, batch, dead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	letter := store.DeadLetter{ReceivedAt: time.Now(), DeviceID: "dev2", Topic: "vidda/v1/devices/dev2/readings", Payload: []byte("[]"), Reason: "malformed"}
+
+	batch := prepare("dev2/a", "dev2/b")
+	time.Sleep(20 * time.Millisecond)
+	committing := time.Now().Add(-time.Millisecond)
+	first := write(batch, letter)
+	t.Run("new readings are stored under the ids Prepare gave them", func(t *testing.T) {
+		for i, r := range first {
+			if r.Duplicate || r.ID != batch[i].ID {
+				t.Errorf("result %+v for prepared %s", r, batch[i].ID)
+			}
+		}
+	})
+	t.Run("a stored reading says it was stored at the commit, not when it was prepared", func(t *testing.T) {
+		got, err := f.st.Read(ctx, "Observation", first[0].ID, store.Access{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, _ := decode(t, got.Content)["meta"].(map[string]any)
+		stamped, err := time.Parse(time.RFC3339Nano, fmt.Sprint(meta["lastUpdated"]))
+		if err != nil || !stamped.Equal(got.LastUpdated) || stamped.Before(committing.Truncate(time.Millisecond)) {
+			t.Errorf("meta.lastUpdated %v (%v), column %v, commit began %v", meta["lastUpdated"], err, got.LastUpdated, committing)
+		}
+	})
+	t.Run("re-sent readings get the earlier ids and new ones beside them are stored", func(t *testing.T) {
+		again := write(prepare("dev2/b", "dev2/c"))
+		if !again[0].Duplicate || again[0].ID != first[1].ID || again[1].Duplicate {
+			t.Fatalf("results %+v, first %+v", again, first)
+		}
+		// Within the resend window: through the staging table.
+		more := write(prepare("dev2/d", "dev2/a"))
+		if more[0].Duplicate || !more[1].Duplicate || more[1].ID != first[0].ID {
+			t.Fatalf("results %+v", more)
+		}
+	})
+	t.Run("a batch written again, as after a commit whose outcome was lost, finds its readings", func(t *testing.T) {
+		retried := prepare("dev2/e")
+		once := write(retried)
+		in2, err := f.st.NewIngester() // outside the resend window: COPY first
+		if err != nil {
+			t.Fatal(err)
+		}
+		twice, err := in2.Write(ctx, retried, nil)
+		if err != nil || !twice[0].Duplicate || twice[0].ID != once[0].ID {
+			t.Fatalf("results %+v then %+v, %v", once, twice, err)
+		}
+	})
+	t.Run("each key is stored once and the dead letter with the first batch", func(t *testing.T) {
+		if got := f.search(t, "Observation", "patient=p-home", store.Access{}); got.Total != 5 {
+			t.Errorf("stored %d readings, want 5", got.Total)
+		}
+		if dead, err := f.st.DeadLetters(ctx, "dev2", 10); err != nil || len(dead) != 1 {
+			t.Errorf("dead letters %+v, %v", dead, err)
+		}
+	})
+}
+
+// benchReadings are n distinct readings of about the size devices write.
+func benchReadings(b *testing.B, types *fhir.Registry, prefix string, n int) []store.IngestObservation {
+	b.Helper()
+	out := make([]store.IngestObservation, n)
+	for i := range out {
+		when := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second).Format(time.RFC3339)
+		res, err := types.Parse("Observation", []byte(obsJSON("p-home", "29463-7", when, "71.2")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[i] = store.IngestObservation{Key: fmt.Sprintf("bench-dev/%s-%d", prefix, i), Resource: res}
+	}
+	return out
+}
+
+// BenchmarkIngestBatch is one commit of 500 new readings (prepared
+// before the clock runs): as Ingester.Write COPYs them while no reading
+// was re-sent, as it writes them through the staging table after one, and
+// with a plain COPY into observation as the yardstick of the same run.
+func BenchmarkIngestBatch(b *testing.B) {
+	const batch = 500
+	pool := dbtest.PoolFor(b, dbtest.NewDatabase(b))
+	types := fhir.NewRegistry()
+	st := store.New(pool, types, search.NewRegistry(time.UTC), store.DefaultConfig(), slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	round := 0
+	prepare := func(b *testing.B, in *store.Ingester) []store.PreparedReading {
+		b.Helper()
+		b.StopTimer()
+		defer b.StartTimer()
+		round++
+		obs := benchReadings(b, types, fmt.Sprint("r", round), batch)
+		out := make([]store.PreparedReading, len(obs))
+		for i, o := range obs {
+			var err error
+			if out[i], err = in.Prepare(o); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return out
+	}
+	write := func(b *testing.B, in *store.Ingester) {
+		b.Helper()
+		for b.Loop() {
+			if _, err := in.Write(ctx, prepare(b, in), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "readings/s")
+	}
+	b.Run("Write, COPY", func(b *testing.B) {
+		in, err := st.NewIngester()
+		if err != nil {
+			b.Fatal(err)
+		}
+		write(b, in)
+	})
+	b.Run("Write, staging table after a re-sent reading", func(b *testing.B) {
+		in, err := st.NewIngester()
+		if err != nil {
+			b.Fatal(err)
+		}
+		resent := prepare(b, in)[:1]
+		for range 2 { // the second time it is a re-sent reading
+			if _, err := in.Write(ctx, []store.PreparedReading{resent[0]}, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		write(b, in) // within the resend window: keep -benchtime short
+	})
+	b.Run("plain COPY", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			round++
+			cols, rows, _, err := st.IngestRows(benchReadings(b, types, fmt.Sprint("r", round), batch), time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := pool.CopyFrom(ctx, pgx.Identifier{"observation"}, cols, pgx.CopyFromRows(rows)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "readings/s")
+	})
 }
