@@ -50,7 +50,7 @@ type modelArena struct {
 	derivedI fm.Identifier
 	key      string
 	mainKey  string
-	strs     [12]string // copies of table strings the model points to (SpO2 needs 12)
+	strs     [24]string // copies of table strings the model points to: a panel needs 23
 	n        int
 }
 

@@ -77,7 +77,11 @@ func replay(ctx context.Context, e *env, st *store.Store, id int64, log *slog.Lo
 	if !ok {
 		return fmt.Errorf("deadletter replay: topic %q is not a device topic", d.Topic)
 	}
-	pipe := ingest.New(ingestSink{st}, ingestBindings{st}, fhir.NewRegistry(), ingest.DefaultConfig(), nil, log)
+	sink, err := newIngestSink(st)
+	if err != nil {
+		return err
+	}
+	pipe := ingest.New(sink, ingestBindings{st}, fhir.NewRegistry(), ingest.DefaultConfig(), nil, log)
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- pipe.Run(pctx) }()

@@ -21,19 +21,45 @@ import (
 // Each side declares the small interface it needs; these adapters are the
 // only place that knows both.
 
-// ingestSink writes pipeline batches with the FHIR store.
-type ingestSink struct{ st *store.Store }
+// ingestSink writes pipeline batches with the FHIR store: rows are
+// prepared (id, stored JSON, search values) when they are submitted, and a
+// commit only writes them.
+type ingestSink struct{ in *store.Ingester }
+
+func newIngestSink(st *store.Store) (ingestSink, error) {
+	in, err := st.NewIngester()
+	if err != nil {
+		return ingestSink{}, fmt.Errorf("ingest: %w", err)
+	}
+	return ingestSink{in}, nil
+}
+
+func (s ingestSink) Prepare(r *ingest.Row) error {
+	p, err := s.in.Prepare(store.IngestObservation{Key: r.Key, Resource: r.Resource})
+	if err != nil {
+		return err
+	}
+	r.Prepared = p
+	return nil
+}
 
 func (s ingestSink) WriteBatch(ctx context.Context, rows []ingest.Row, dead []ingest.DeadLetter) ([]ingest.Stored, error) {
-	obs := make([]store.IngestObservation, len(rows))
+	readings := make([]store.PreparedReading, len(rows))
 	for i, r := range rows {
-		obs[i] = store.IngestObservation{Key: r.Key, Resource: r.Resource}
+		p, ok := r.Prepared.(store.PreparedReading)
+		if !ok {
+			return nil, fmt.Errorf("ingest: row %s was not prepared by this sink", r.Key)
+		}
+		readings[i] = p
 	}
-	letters := make([]store.DeadLetter, len(dead))
-	for i, d := range dead {
-		letters[i] = store.DeadLetter{ReceivedAt: d.ReceivedAt, DeviceID: d.DeviceID, Topic: d.Topic, Payload: d.Payload, Reason: d.Reason, Detail: d.Detail}
+	var letters []store.DeadLetter
+	if len(dead) > 0 {
+		letters = make([]store.DeadLetter, len(dead))
+		for i, d := range dead {
+			letters[i] = store.DeadLetter{ReceivedAt: d.ReceivedAt, DeviceID: d.DeviceID, Topic: d.Topic, Payload: d.Payload, Reason: d.Reason, Detail: d.Detail}
+		}
 	}
-	res, err := s.st.Ingest(ctx, obs, letters)
+	res, err := s.in.Write(ctx, readings, letters)
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,11 @@ func TestADatabaseOutagePausesIngestionWithoutLosingOrAckingEarly(t *testing.T) 
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	sink := &outage{Sink: ingestSink{st}}
+	base, err := newIngestSink(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &outage{Sink: base}
 	sink.failures.Store(4)
 	lookup := &lookupOutage{Bindings: ingestBindings{st}}
 	lookup.failures.Store(3)

@@ -171,7 +171,11 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var lc net.ListenConfig
-	pipe := ingest.New(ingestSink{st}, ingestBindings{st}, types, cfg.ingest, metrics, log)
+	sink, err := newIngestSink(st)
+	if err != nil {
+		return err
+	}
+	pipe := ingest.New(sink, ingestBindings{st}, types, cfg.ingest, metrics, log)
 	devicesIn, err := deviceSource(cfg, external, pipe, deviceAuth, log)
 	if err != nil {
 		return err

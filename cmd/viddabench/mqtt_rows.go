@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
-
-	fm "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/vidda/vidda/devices"
 	"github.com/vidda/vidda/devices/loadgen"
@@ -58,11 +55,7 @@ func (m *rowMaker) row(payload []byte, deviceID, patientID string, at time.Time)
 	if len(obs) != 1 {
 		return nil, errNotOneObservation
 	}
-	var model fm.Observation
-	if err := json.Unmarshal(obs[0].JSON, &model); err != nil {
-		return nil, fmt.Errorf("mapped observation: %w", err)
-	}
-	res := &fhir.Resource{Type: "Observation", Model: &model, Raw: obs[0].JSON}
+	res := &fhir.Resource{Type: "Observation", Model: obs[0].Model, Raw: obs[0].JSON}
 	cols, rows, _, err := m.st.IngestRows([]store.IngestObservation{{Key: obs[0].Key, Resource: res}}, at)
 	if err != nil {
 		return nil, err

@@ -4,10 +4,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vidda/vidda/devices"
 )
 
 type metrics struct {
 	messages     *prometheus.CounterVec
+	byFormat     map[devices.Kind]prometheus.Counter // messages' children, looked up once
 	rejected     *prometheus.CounterVec
 	stored       prometheus.Counter
 	duplicates   prometheus.Counter
@@ -36,10 +39,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vidda_ingest_commit_seconds", Help: "Commit latency of a batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
+	m.byFormat = make(map[devices.Kind]prometheus.Counter, 3)
+	for _, k := range []devices.Kind{devices.KindReadings, devices.KindSenML, devices.KindFHIR} {
+		m.byFormat[k] = m.messages.WithLabelValues(string(k))
+	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.rejected, m.stored, m.duplicates, m.deadLetters, m.commitErrors, m.queued, m.batchSize, m.commit)
 	}
 	return m
+}
+
+// message counts a message of format k.
+func (m *metrics) message(k devices.Kind) {
+	if c, ok := m.byFormat[k]; ok {
+		c.Inc()
+		return
+	}
+	m.messages.WithLabelValues(string(k)).Inc()
 }
 
 func (m *metrics) observeCommit(d time.Duration, readings, dead int) {

@@ -63,6 +63,7 @@ func (c Config) Validate() error {
 type Pipeline struct {
 	sink     Sink
 	bindings *bindingCache
+	decoder  *devices.Decoder
 	types    *fhir.Registry
 	cfg      Config
 	log      *slog.Logger
@@ -76,7 +77,7 @@ type Pipeline struct {
 // (may be nil).
 func New(sink Sink, bindings Bindings, types *fhir.Registry, cfg Config, reg prometheus.Registerer, log *slog.Logger) *Pipeline {
 	return &Pipeline{
-		sink: sink, bindings: newBindingCache(bindings, cfg.BindingTTL), types: types, cfg: cfg, log: log,
+		sink: sink, bindings: newBindingCache(bindings, cfg.BindingTTL), decoder: devices.NewDecoder(), types: types, cfg: cfg, log: log,
 		metrics:  newMetrics(reg),
 		queue:    make(chan *job, cfg.QueueSize),
 		stopping: make(chan struct{}),
@@ -110,7 +111,7 @@ func (p *Pipeline) Submit(ctx context.Context, m Message, done func(Outcome)) er
 	}
 	j := p.prepare(m, b, err)
 	j.done = done
-	p.metrics.messages.WithLabelValues(string(m.Kind)).Inc()
+	p.metrics.message(m.Kind)
 	select {
 	case p.queue <- j:
 		p.metrics.queued.Inc()
@@ -163,10 +164,14 @@ func (p *Pipeline) gather(first *job) []*job {
 // unreachable: consumption pauses (devices wait for their acks) and
 // resumes by itself. It gives up only when ctx ends.
 func (p *Pipeline) commit(ctx context.Context, batch []*job) {
-	var rows []Row
-	var dead []DeadLetter
+	n := 0
 	for _, j := range batch {
-		p.metrics.queued.Dec()
+		n += len(j.rows)
+	}
+	rows := make([]Row, 0, n)
+	var dead []DeadLetter
+	p.metrics.queued.Sub(float64(len(batch)))
+	for _, j := range batch {
 		rows = append(rows, j.rows...)
 		if j.dead != nil {
 			dead = append(dead, *j.dead)
@@ -197,17 +202,18 @@ func (p *Pipeline) commit(ctx context.Context, batch []*job) {
 
 // finish tells every message of a committed batch its outcome, in order.
 func (p *Pipeline) finish(batch []*job, stored []Stored) {
+	duplicates := 0
+	for _, s := range stored {
+		if s.Duplicate {
+			duplicates++
+		}
+	}
+	p.metrics.duplicates.Add(float64(duplicates))
+	p.metrics.stored.Add(float64(len(stored) - duplicates))
 	i := 0
 	for _, j := range batch {
 		mine := stored[i : i+len(j.rows)]
 		i += len(j.rows)
-		for _, s := range mine {
-			if s.Duplicate {
-				p.metrics.duplicates.Inc()
-			} else {
-				p.metrics.stored.Inc()
-			}
-		}
 		j.done(outcome(j, mine))
 	}
 }

@@ -1,10 +1,7 @@
 package ingest
 
 import (
-	"encoding/json"
 	"fmt"
-
-	fm "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/vidda/vidda/devices"
 	"github.com/vidda/vidda/fhir"
@@ -19,8 +16,8 @@ const (
 )
 
 // prepare decodes and maps m, sent by the device b (lookupErr is
-// errUnknownDevice when none is registered); whatever it refuses becomes a
-// dead letter.
+// errUnknownDevice when none is registered), and has the sink prepare its
+// rows; whatever it refuses becomes a dead letter.
 func (p *Pipeline) prepare(m Message, b Binding, lookupErr error) *job {
 	j := &job{msg: m}
 	readings, patientID, err := p.decode(m, b, lookupErr)
@@ -36,12 +33,13 @@ func (p *Pipeline) prepare(m Message, b Binding, lookupErr error) *job {
 			continue
 		}
 		for _, o := range obs {
-			res, err := p.resource(o.JSON)
-			if err != nil {
+			row := Row{Key: o.Key, Resource: &fhir.Resource{Type: "Observation", Model: o.Model, Raw: o.JSON}}
+			if err := p.sink.Prepare(&row); err != nil {
 				rejected = append(rejected, rejection(err, r))
 				continue
 			}
-			j.rows = append(j.rows, Row{Key: o.Key, Resource: res})
+			row.Resource = nil // the prepared row holds what the commit needs
+			j.rows = append(j.rows, row)
 			j.readingIDs = append(j.readingIDs, r.ID)
 		}
 	}
@@ -74,9 +72,9 @@ func (p *Pipeline) decode(m Message, b Binding, lookupErr error) ([]devices.Read
 	var err error
 	switch m.Kind {
 	case devices.KindReadings:
-		readings, err = devices.DecodeCompact(m.Payload)
+		readings, err = p.decoder.Compact(m.Payload)
 	case devices.KindSenML:
-		readings, err = devices.DecodeSenML(m.Payload, m.Received)
+		readings, err = p.decoder.SenML(m.Payload, m.Received)
 	case devices.KindFHIR:
 		readings, err = p.decodeFHIR(m, b)
 	default:
@@ -94,16 +92,6 @@ func (p *Pipeline) decode(m Message, b Binding, lookupErr error) ([]devices.Read
 	return readings, b.PatientID, nil
 }
 
-// resource decodes an Observation the devices package wrote, for the
-// store's search index.
-func (p *Pipeline) resource(raw []byte) (*fhir.Resource, error) {
-	var o fm.Observation
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, fmt.Errorf("mapped observation: %w", err)
-	}
-	return &fhir.Resource{Type: "Observation", Model: &o, Raw: raw}, nil
-}
-
 func whole(reason devices.Reason, format string, args ...any) error {
 	return &devices.RejectError{Reason: reason, Index: devices.WholePayload, Message: fmt.Sprintf(format, args...)}
 }
@@ -118,7 +106,7 @@ func rejection(err error, r devices.Reading) *devices.RejectError {
 // decodeFHIR decodes a FHIR payload and refuses it whole when it names a
 // patient other than the bound one.
 func (p *Pipeline) decodeFHIR(m Message, b Binding) ([]devices.Reading, error) {
-	payload, err := devices.DecodeFHIR(m.Payload, p.types)
+	payload, err := p.decoder.FHIR(m.Payload, p.types)
 	if payload == nil {
 		return nil, err
 	}

@@ -22,8 +22,12 @@ type Message struct {
 
 // Row is one Observation to store under its idempotency key.
 type Row struct {
-	Key      string
+	Key string
+	// Resource is the Observation, Model included. The pipeline lets go
+	// of it once the Sink has prepared the row.
 	Resource *fhir.Resource
+	// Prepared is what Sink.Prepare made of the row, for WriteBatch.
+	Prepared any
 }
 
 // DeadLetter is input kept because it could not be stored as readings.
@@ -43,9 +47,16 @@ type Stored struct {
 	Duplicate bool
 }
 
-// Sink commits a batch of readings and dead letters in one transaction;
-// nil means every one of them is durable.
+// Sink stores readings in two steps. Prepare does the work of one row
+// (its id, the stored JSON, the search values) and runs in Submit, on the
+// submitting goroutine: in parallel across connections and off the commit
+// path. WriteBatch commits prepared rows and dead letters in one
+// transaction; nil means every one of them is durable. A failed
+// WriteBatch is retried with the same rows.
 type Sink interface {
+	// Prepare sets r.Prepared, or says why the row cannot be stored (the
+	// reading is then refused, not retried).
+	Prepare(r *Row) error
 	WriteBatch(ctx context.Context, rows []Row, dead []DeadLetter) ([]Stored, error)
 }
 
