@@ -150,7 +150,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		DeviceID: s.deviceID,
 		Kind:     kind,
 		Topic:    pk.TopicName,
-		Payload:  bytes.Clone(pk.Payload),
+		// Not copied: mochi decodes every packet from a buffer of its own
+		// (Client.ReadPacket) and drops a rejected one.
+		Payload:  pk.Payload,
 		Received: time.Now(),
 		QoS:      pk.FixedHeader.Qos,
 	}, s.ackFunc(p))
