@@ -265,6 +265,40 @@ func TestPubackReasonCodes(t *testing.T) {
 	}
 }
 
+func TestPubacksWithAndWithoutReasonsKeepTheirOrderInOneBatch(t *testing.T) {
+	const n = 7
+	rejected := map[int]bool{1: true, 4: true, 5: true}
+	h := make(held, n)
+	b := startBroker(t, h, Config{})
+	c := dialRaw(t, b.Addr(), 5, userA, passA, "gw-a")
+	for i := range n {
+		c.publish(readingsTopic(devA), 1, fmt.Sprintf(`{"n":%d}`, i))
+	}
+	calls := make([]call, n)
+	for i := range calls {
+		calls[i] = h.next(t)
+	}
+	// The first last, so that all of them leave in one batch.
+	for i := n - 1; i >= 0; i-- {
+		r := Result{}
+		if rejected[i] {
+			r = Result{Rejected: true, ReasonCode: ReasonPayloadFormatInvalid}
+		}
+		calls[i].ack(r)
+	}
+	for i := range n {
+		pk := c.read(5 * time.Second)
+		want := byte(0)
+		if rejected[i] {
+			want = 0x99
+		}
+		if pk.FixedHeader.Type != packets.Puback || pk.PacketID != uint16(i+1) || pk.ReasonCode != want {
+			t.Fatalf("got packet type %d id %d reason %#x, want PUBACK %d reason %#x", pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode, i+1, want)
+		}
+	}
+	waitStats(t, b, func(s Stats) bool { return s.Acked == n && s.Dropped == 0 })
+}
+
 func TestQoS0MessagesAreHandedOverWithoutPuback(t *testing.T) {
 	h := make(held, 2)
 	b := startBroker(t, h, Config{})

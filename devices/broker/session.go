@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -46,7 +47,8 @@ type session struct {
 	stop     chan struct{} // closed by shutdown
 	stopOnce sync.Once
 
-	broken bool // a write failed; only run touches it
+	broken  bool   // a write failed; only run touches it
+	pubacks []byte // PUBACKs encoded for one write; only run touches it
 }
 
 func newSession(b *Broker, cl *mqtt.Client, deviceID string) *session {
@@ -173,12 +175,66 @@ func (s *session) deliver(batch []*pending) {
 	// only this connection's writer ever waited.
 	watchdog := time.AfterFunc(s.b.cfg.WriteTimeout, func() { s.cl.Stop(errWriteTimeout) })
 	defer watchdog.Stop()
+	// The plain PUBACKs of a batch go out in one write: a commit often
+	// acknowledges several messages of one connection, and a write is a
+	// system call. A PUBACK with a reason (MQTT 5) goes through mochi's
+	// encoder, after the ones before it, so the order stays.
+	b := s.pubacks[:0]
+	var n uint64
 	for _, p := range batch {
-		if p.qos > 0 {
+		switch {
+		case p.qos == 0:
+		case s.v5 && p.result.Rejected:
+			s.writePubacks(b, n)
+			b, n = b[:0], 0
 			s.writePuback(p)
+		default:
+			b = appendPuback(b, p.packetID)
+			n++
 		}
+	}
+	s.writePubacks(b, n)
+	s.pubacks = b[:0]
+	for _, p := range batch {
 		s.publishReply(p.result)
 	}
+}
+
+// appendPuback appends the PUBACK of packet id, as mochi encodes one
+// without reason or properties: MQTT 3.1.1 §3.4, and MQTT 5 §3.4.2.1
+// (reason Success with no properties may be left out).
+func appendPuback(b []byte, id uint16) []byte {
+	return binary.BigEndian.AppendUint16(append(b, packets.Puback<<4, 2), id)
+}
+
+// writePubacks writes n PUBACKs encoded in b, holding the client's lock as
+// mochi's own writes do, so that packets never interleave.
+func (s *session) writePubacks(b []byte, n uint64) {
+	if n == 0 {
+		return
+	}
+	if s.broken {
+		s.b.stats.dropped.Add(n)
+		return
+	}
+	s.cl.Lock()
+	_, err := s.cl.Net.Conn.Write(b)
+	s.cl.Unlock()
+	if err != nil {
+		s.fail(err, n)
+		return
+	}
+	s.b.stats.acked.Add(n)
+}
+
+// fail ends a session whose PUBACKs of n messages could not be written.
+func (s *session) fail(err error, n uint64) {
+	s.broken = true
+	s.b.stats.dropped.Add(n)
+	s.b.log.Info("mqtt puback not delivered; disconnecting",
+		"device", s.deviceID, "client", s.cl.ID, "error", err)
+	s.cl.Stop(fmt.Errorf("write puback: %w", err))
+	s.shutdown()
 }
 
 func (s *session) writePuback(p *pending) {
@@ -189,12 +245,7 @@ func (s *session) writePuback(p *pending) {
 	// WritePacket takes the client's lock, so it does not interleave with
 	// mochi's own writes to the connection.
 	if err := s.cl.WritePacket(s.puback(p)); err != nil {
-		s.broken = true
-		s.b.stats.dropped.Add(1)
-		s.b.log.Info("mqtt puback not delivered; disconnecting",
-			"device", s.deviceID, "client", s.cl.ID, "error", err)
-		s.cl.Stop(fmt.Errorf("write puback: %w", err))
-		s.shutdown()
+		s.fail(err, 1)
 		return
 	}
 	s.b.stats.acked.Add(1)
