@@ -235,11 +235,14 @@ func (in *Ingester) Write(ctx context.Context, readings []PreparedReading, dead 
 		byKey[p.Key] = append(byKey[p.Key], i)
 	}
 	if distinct && time.Now().UnixNano() >= in.resentUntil.Load() {
-		err := in.s.ingestTx(ctx, dead, func(tx pgx.Tx) error {
+		copyRows := func(c interface {
+			CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error)
+		},
+		) error {
 			if len(rows) == 0 {
 				return nil
 			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"observation"}, in.cols, pgx.CopyFromRows(rows))
+			_, err := c.CopyFrom(ctx, pgx.Identifier{"observation"}, in.cols, pgx.CopyFromRows(rows))
 			if keyConflict(err) {
 				return errResent
 			}
@@ -247,7 +250,14 @@ func (in *Ingester) Write(ctx context.Context, readings []PreparedReading, dead 
 				return fmt.Errorf("ingest: copy: %w", translate(err))
 			}
 			return nil
-		})
+		}
+		var err error
+		if len(dead) == 0 {
+			// One COPY is atomic on its own: no BEGIN and COMMIT round trips.
+			err = copyRows(in.s.pool)
+		} else {
+			err = in.s.ingestTx(ctx, dead, func(tx pgx.Tx) error { return copyRows(tx) })
+		}
 		if !errors.Is(err, errResent) {
 			if err != nil {
 				return nil, err
