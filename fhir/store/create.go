@@ -35,12 +35,9 @@ func (s *Store) Create(ctx context.Context, res *fhir.Resource, a Access) (*Stor
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.newRow(def, res, id, 1, now())
+	r, err := s.createRow(def, res, id, now(), a)
 	if err != nil {
 		return nil, err
-	}
-	if !r.inCompartment(a) {
-		return nil, fmt.Errorf("create %s: %w", res.Type, ErrOutsideCompartment)
 	}
 	req := &createReq{def: def, row: r, done: make(chan error, 1)}
 	select {
@@ -65,6 +62,21 @@ func (s *Store) Create(ctx context.Context, res *fhir.Resource, a Access) (*Stor
 		return nil, fmt.Errorf("create %s: %w", res.Type, err)
 	}
 	return r.stored(res.Type), nil
+}
+
+// createRow prepares res as version 1 of id, refusing it when it would
+// land outside the caller's compartment. Every create goes through it: the
+// group commit above, update as create, conditional create and the creates
+// of a transaction.
+func (s *Store) createRow(def *search.Definition, res *fhir.Resource, id string, at time.Time, a Access) (*row, error) {
+	r, err := s.newRow(def, res, id, 1, at)
+	if err != nil {
+		return nil, err
+	}
+	if !r.inCompartment(a) {
+		return nil, fmt.Errorf("create %s: %w", res.Type, ErrOutsideCompartment)
+	}
+	return r, nil
 }
 
 // Run runs the group-commit writers until ctx ends, then commits what is

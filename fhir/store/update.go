@@ -6,11 +6,36 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
 )
+
+// The writes below each have two halves: an exported method that opens and
+// commits one transaction, and an ...In function that does the work inside
+// a transaction it is given. Transaction and Batch (transaction.go) call
+// the same ...In functions, so a resource written through a Bundle follows
+// exactly the rules of one written on its own.
+
+// inTx runs fn in one transaction and commits it when fn succeeds; op
+// prefixes the errors of begin and commit.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, translate(err))
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("%s: commit: %w", op, translate(err))
+	}
+	return nil
+}
 
 // current is the current-version row of a resource, locked for update.
 type current struct {
@@ -42,29 +67,30 @@ func (s *Store) Update(ctx context.Context, res *fhir.Resource, id string, ifMat
 	if err != nil {
 		return nil, false, err
 	}
-	tx, err := s.pool.Begin(ctx)
+	err = s.inTx(ctx, "update "+res.Type+"/"+id, func(tx pgx.Tx) error {
+		st, created, err = s.updateIn(ctx, tx, def, res, id, ifMatch, now(), a)
+		return err
+	})
 	if err != nil {
-		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, err)
+		return nil, false, err
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
+	return st, created, nil
+}
+
+// updateIn is Update inside tx, stamping the new version with at.
+func (s *Store) updateIn(ctx context.Context, tx pgx.Tx, def *search.Definition, res *fhir.Resource, id string, ifMatch int64, at time.Time, a Access) (*Stored, bool, error) {
 	cur, err := lockCurrent(ctx, tx, res.Type, id)
 	switch {
 	case errors.Is(err, fhir.ErrNotFound):
 		if ifMatch != 0 {
 			return nil, false, fmt.Errorf("update %s/%s: If-Match on a resource that does not exist: %w", res.Type, id, fhir.ErrPreconditionFailed)
 		}
-		r, err := s.newRow(def, res, id, 1, now())
+		r, err := s.createRow(def, res, id, at, a)
 		if err != nil {
 			return nil, false, err
 		}
-		if !r.inCompartment(a) {
-			return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, ErrOutsideCompartment)
-		}
 		if err := insertRows(ctx, tx, def, []*row{r}); err != nil {
 			return nil, false, err
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, translate(err))
 		}
 		return r.stored(res.Type), true, nil
 	case err != nil:
@@ -76,7 +102,7 @@ func (s *Store) Update(ctx context.Context, res *fhir.Resource, id string, ifMat
 	if ifMatch != 0 && ifMatch != cur.version {
 		return nil, false, fmt.Errorf("update %s/%s: version %d is current, not %d: %w", res.Type, id, cur.version, ifMatch, fhir.ErrPreconditionFailed)
 	}
-	r, err := s.newRow(def, res, id, cur.version+1, now())
+	r, err := s.newRow(def, res, id, cur.version+1, at)
 	if err != nil {
 		return nil, false, err
 	}
@@ -96,9 +122,6 @@ func (s *Store) Update(ctx context.Context, res *fhir.Resource, id string, ifMat
 	if _, err := tx.Exec(ctx, "UPDATE "+table(res.Type)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE id = $%d", len(args)), args...); err != nil {
 		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, translate(err))
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, translate(err))
-	}
 	return r.stored(res.Type), cur.deleted, nil
 }
 
@@ -116,15 +139,22 @@ func archive(ctx context.Context, tx pgx.Tx, typ, id string) error {
 // Delete marks id deleted (a new version without content). Deleting a
 // resource that is already deleted changes nothing and is not an error;
 // one that never existed is fhir.ErrNotFound.
-func (s *Store) Delete(ctx context.Context, typ, id string, a Access) (*Stored, error) {
+func (s *Store) Delete(ctx context.Context, typ, id string, a Access) (st *Stored, err error) {
 	if _, err := s.definition(typ); err != nil {
 		return nil, err
 	}
-	tx, err := s.pool.Begin(ctx)
+	err = s.inTx(ctx, "delete "+typ+"/"+id, func(tx pgx.Tx) error {
+		st, err = s.deleteIn(ctx, tx, typ, id, now(), a)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, err)
+		return nil, err
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
+	return st, nil
+}
+
+// deleteIn is Delete inside tx, stamping the deletion with at.
+func (s *Store) deleteIn(ctx context.Context, tx pgx.Tx, typ, id string, at time.Time, a Access) (*Stored, error) {
 	cur, err := lockCurrent(ctx, tx, typ, id)
 	if err != nil {
 		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, err)
@@ -143,12 +173,8 @@ func (s *Store) Delete(ctx context.Context, typ, id string, a Access) (*Stored, 
 	if err := archive(ctx, tx, typ, id); err != nil {
 		return nil, err
 	}
-	at := now()
 	if _, err := tx.Exec(ctx, "UPDATE "+table(typ)+" SET version_id = $1, last_updated = $2, deleted = true, content = NULL WHERE id = $3",
 		cur.version+1, at, id); err != nil {
-		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, translate(err))
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, translate(err))
 	}
 	return &Stored{Type: typ, ID: id, VersionID: cur.version + 1, LastUpdated: at, Deleted: true}, nil
@@ -164,33 +190,26 @@ func (s *Store) CreateIfNoneExist(ctx context.Context, res *fhir.Resource, condi
 	if err != nil {
 		return nil, false, err
 	}
-	q, err := s.params.Parse(res.Type, condition, true)
+	err = s.inTx(ctx, "conditional create", func(tx pgx.Tx) error {
+		st, created, err = s.createIfNoneExistIn(ctx, tx, def, res, condition, now(), a)
+		return err
+	})
 	if err != nil {
 		return nil, false, err
 	}
-	if len(q.Filters) == 0 {
-		return nil, false, &fhir.ValidationError{Issues: []fhir.Issue{{
-			Severity: "error", Code: "invalid",
-			Diagnostics: "If-None-Exist needs at least one search parameter",
-		}}}
-	}
-	q.Count, q.Total = 2, false
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("conditional create: %w", err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", res.Type+"?"+condition.Encode()); err != nil {
-		return nil, false, fmt.Errorf("conditional create: %w", translate(err))
-	}
-	page, err := searchIn(ctx, tx, q, a)
+	return st, created, nil
+}
+
+// createIfNoneExistIn is CreateIfNoneExist inside tx.
+func (s *Store) createIfNoneExistIn(ctx context.Context, tx pgx.Tx, def *search.Definition, res *fhir.Resource, condition url.Values, at time.Time, a Access) (*Stored, bool, error) {
+	matches, err := s.matchCondition(ctx, tx, res.Type, condition, a)
 	if err != nil {
 		return nil, false, err
 	}
-	switch len(page.Entries) {
+	switch len(matches) {
 	case 0:
 	case 1:
-		return &page.Entries[0], false, nil
+		return &matches[0], false, nil
 	default:
 		return nil, false, fmt.Errorf("conditional create: If-None-Exist matched more than one %s: %w", res.Type, fhir.ErrPreconditionFailed)
 	}
@@ -198,20 +217,42 @@ func (s *Store) CreateIfNoneExist(ctx context.Context, res *fhir.Resource, condi
 	if err != nil {
 		return nil, false, err
 	}
-	r, err := s.newRow(def, res, id, 1, now())
+	r, err := s.createRow(def, res, id, at, a)
 	if err != nil {
 		return nil, false, err
-	}
-	if !r.inCompartment(a) {
-		return nil, false, fmt.Errorf("create %s: %w", res.Type, ErrOutsideCompartment)
 	}
 	if err := insertRows(ctx, tx, def, []*row{r}); err != nil {
 		return nil, false, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, false, fmt.Errorf("conditional create: %w", translate(err))
-	}
 	return r.stored(res.Type), true, nil
+}
+
+// matchCondition runs the search of a conditional interaction (conditional
+// create or update) inside tx and returns at most two matches: enough to
+// tell none, one and several apart. It first takes a transaction-scoped
+// advisory lock on the condition, so that two concurrent requests with the
+// same condition run one after the other and the second sees what the
+// first wrote.
+func (s *Store) matchCondition(ctx context.Context, tx pgx.Tx, typ string, condition url.Values, a Access) ([]Stored, error) {
+	q, err := s.params.Parse(typ, condition, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(q.Filters) == 0 {
+		return nil, &fhir.ValidationError{Issues: []fhir.Issue{{
+			Severity: "error", Code: "invalid",
+			Diagnostics: "the condition of a conditional create or update (If-None-Exist, PUT Type?search) needs at least one search parameter",
+		}}}
+	}
+	q.Count, q.Cursor = 2, ""
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", typ+"?"+condition.Encode()); err != nil {
+		return nil, fmt.Errorf("conditional %s: %w", typ, translate(err))
+	}
+	page, err := searchIn(ctx, tx, q, a)
+	if err != nil {
+		return nil, err
+	}
+	return page.Entries, nil
 }
 
 // checkCompartmentEmpty refuses to delete a Patient whose compartment still
