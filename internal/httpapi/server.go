@@ -164,6 +164,7 @@ func (s *Server) routes() {
 	f := s.app.Group("/fhir")
 	f.Get("/metadata", s.capability)
 	f.Use(s.authenticate)
+	f.Post("/", s.transaction)
 	f.Get("/:type/_history", s.typeHistory)
 	f.Get("/:type/:id/_history/:vid", s.vread)
 	f.Get("/:type/:id/_history", s.instanceHistory)
