@@ -105,6 +105,9 @@ type Ingester struct {
 	// resentUntil is when (Unix ns) Write goes back to COPYing straight
 	// into observation after a batch with a re-sent reading.
 	resentUntil atomic.Int64
+	// copyFmt is how readings are encoded for COPY, nil until Write has
+	// asked the database (see ingestcopy.go).
+	copyFmt atomic.Pointer[copyFormat]
 }
 
 // resendWindow is how long Write uses the staging table after a re-sent
@@ -127,11 +130,17 @@ func (s *Store) NewIngester() (*Ingester, error) {
 type PreparedReading struct {
 	Key string
 	ID  string
-	row []any // in the order of Ingester.cols
-	// stamp is where meta.lastUpdated is in the content, -1 when it was
-	// not found; res is then kept to make the row again.
-	stamp int
-	res   *fhir.Resource
+	// The row, as values in the order of Ingester.cols, or encoded as a
+	// COPY tuple once the Ingester knows the column types (row is then
+	// nil).
+	row   []any
+	tuple []byte
+	// meta is where meta.lastUpdated is, in the content of row or in
+	// tuple; -1 when it was not found: res is then kept to make the row
+	// again at every Write. lastUpdated is where last_updated's value is
+	// in tuple.
+	meta, lastUpdated int
+	res               *fhir.Resource
 }
 
 // Row positions of the values Write changes.
@@ -155,11 +164,30 @@ func (in *Ingester) Prepare(o IngestObservation) (PreparedReading, error) {
 	if err != nil {
 		return p, err
 	}
-	p.stamp = stampAt(p.row[colContent].([]byte), at)
-	if p.stamp < 0 {
+	p.meta = stampAt(p.row[colContent].([]byte), at)
+	if p.meta < 0 {
 		p.res = o.Resource
+		return p, nil
+	}
+	if f := in.copyFmt.Load(); f != nil {
+		if err := p.encode(f); err != nil {
+			return PreparedReading{}, fmt.Errorf("ingest %s: %w", o.Key, err)
+		}
 	}
 	return p, nil
+}
+
+// encode turns p's row into its COPY tuple.
+func (p *PreparedReading) encode(f *copyFormat) error {
+	tuple, lastUpdated, content, err := f.encode(p.row)
+	if err != nil {
+		return err
+	}
+	p.tuple, p.lastUpdated, p.row = tuple, lastUpdated, nil
+	if p.meta >= 0 {
+		p.meta += content
+	}
+	return nil
 }
 
 func (in *Ingester) prepare(o IngestObservation, at time.Time) (PreparedReading, error) {
@@ -176,7 +204,7 @@ func (in *Ingester) prepare(o IngestObservation, at time.Time) (PreparedReading,
 	if len(row) != len(in.cols) {
 		return PreparedReading{}, fmt.Errorf("ingest %s: %d values for %d columns", o.Key, len(row), len(in.cols))
 	}
-	return PreparedReading{Key: o.Key, ID: id, row: row, stamp: -1}, nil
+	return PreparedReading{Key: o.Key, ID: id, row: row, meta: -1, lastUpdated: -1}, nil
 }
 
 // stampAt returns where in content the meta.lastUpdated of time at is
@@ -192,24 +220,27 @@ func stampAt(content []byte, at time.Time) int {
 	return i + len(member)
 }
 
-// restamp makes p's row say it was stored at at (boxed: the same value
-// as an any, made once per batch).
-func (in *Ingester) restamp(p *PreparedReading, at time.Time, boxed any) error {
-	if p.stamp >= 0 {
-		// Formatted aside: AppendFormat writes past what it returns.
-		var buf [64]byte
-		if t := at.UTC().AppendFormat(buf[:0], lastUpdatedLayout); len(t) == len(lastUpdatedLayout) {
-			copy(p.row[colContent].([]byte)[p.stamp:], t)
-			p.row[colLastUpdated] = boxed
-			return nil
+// restamp makes p say it is stored at st.at, and encodes it if it is
+// still a row.
+func (in *Ingester) restamp(p *PreparedReading, f *copyFormat, st commitStamp) error {
+	switch {
+	case p.tuple != nil && p.meta >= 0:
+		copy(p.tuple[p.meta:], st.text)
+		copy(p.tuple[p.lastUpdated:], st.value)
+		return nil
+	case p.meta >= 0:
+		copy(p.row[colContent].([]byte)[p.meta:], st.text)
+		p.row[colLastUpdated] = st.boxed
+	default:
+		r, err := in.s.newRow(in.def, p.res, p.ID, 1, st.at)
+		if err != nil {
+			return fmt.Errorf("ingest %s: %w", p.Key, err)
 		}
-		return fmt.Errorf("ingest %s: cannot stamp %v", p.Key, at) // outside years 0001–9999
+		p.row = append([]any{r.id, r.version, r.lastUpdated, r.patientID, r.content, p.Key}, r.index...)
 	}
-	r, err := in.s.newRow(in.def, p.res, p.ID, 1, at)
-	if err != nil {
+	if err := p.encode(f); err != nil {
 		return fmt.Errorf("ingest %s: %w", p.Key, err)
 	}
-	p.row = append(append(p.row[:0], r.id, r.version, r.lastUpdated, r.patientID, r.content, p.Key), r.index...)
 	return nil
 }
 
@@ -218,31 +249,34 @@ func (in *Ingester) restamp(p *PreparedReading, at time.Time, boxed any) error {
 // are committed. Readings whose key is already stored are not stored
 // again; their results carry the earlier id.
 func (in *Ingester) Write(ctx context.Context, readings []PreparedReading, dead []DeadLetter) ([]IngestResult, error) {
-	at := now()
-	var boxed any = at
-	rows := make([][]any, len(readings))
+	f, err := in.format(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.stamp(now())
+	if err != nil {
+		return nil, err
+	}
+	tuples := make([][]byte, len(readings))
 	results := make([]IngestResult, len(readings))
 	byKey := make(map[string][]int, len(readings))
 	distinct := true
 	for i := range readings {
 		p := &readings[i]
-		if err := in.restamp(p, at, boxed); err != nil {
+		if err := in.restamp(p, f, st); err != nil {
 			return nil, err
 		}
-		rows[i] = p.row
+		tuples[i] = p.tuple
 		results[i] = IngestResult{Key: p.Key, ID: p.ID}
 		distinct = distinct && byKey[p.Key] == nil
 		byKey[p.Key] = append(byKey[p.Key], i)
 	}
 	if distinct && time.Now().UnixNano() >= in.resentUntil.Load() {
-		copyRows := func(c interface {
-			CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error)
-		},
-		) error {
-			if len(rows) == 0 {
+		copyTuples := func(conn *pgconn.PgConn) error {
+			if len(tuples) == 0 {
 				return nil
 			}
-			_, err := c.CopyFrom(ctx, pgx.Identifier{"observation"}, in.cols, pgx.CopyFromRows(rows))
+			err := f.copyTuples(ctx, conn, "observation", tuples)
 			if keyConflict(err) {
 				return errResent
 			}
@@ -251,12 +285,11 @@ func (in *Ingester) Write(ctx context.Context, readings []PreparedReading, dead 
 			}
 			return nil
 		}
-		var err error
 		if len(dead) == 0 {
 			// One COPY is atomic on its own: no BEGIN and COMMIT round trips.
-			err = copyRows(in.s.pool)
+			err = in.s.ingestConn(ctx, copyTuples)
 		} else {
-			err = in.s.ingestTx(ctx, dead, func(tx pgx.Tx) error { return copyRows(tx) })
+			err = in.s.ingestTx(ctx, dead, func(tx pgx.Tx) error { return copyTuples(tx.Conn().PgConn()) })
 		}
 		if !errors.Is(err, errResent) {
 			if err != nil {
@@ -266,16 +299,26 @@ func (in *Ingester) Write(ctx context.Context, readings []PreparedReading, dead 
 		}
 		in.resentUntil.Store(time.Now().Add(resendWindow).UnixNano())
 	}
-	err := in.s.ingestTx(ctx, dead, func(tx pgx.Tx) error {
-		if len(rows) == 0 {
+	err = in.s.ingestTx(ctx, dead, func(tx pgx.Tx) error {
+		if len(tuples) == 0 {
 			return nil
 		}
-		return insertReadings(ctx, tx, in.cols, rows, results, byKey)
+		return insertReadings(ctx, tx, f, in.cols, tuples, results, byKey)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// ingestConn runs fn on a connection of the pool.
+func (s *Store) ingestConn(ctx context.Context, fn func(*pgconn.PgConn) error) error {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", translate(err))
+	}
+	defer c.Release()
+	return fn(c.Conn().PgConn())
 }
 
 // errResent means a batch holds a reading already stored.
@@ -316,11 +359,11 @@ func (s *Store) ingestTx(ctx context.Context, dead []DeadLetter, write func(pgx.
 // ingest_key: a batch retried after a commit whose outcome was lost (the
 // connection broke during COMMIT) has the ids that commit stored, and its
 // readings are then found by key like any re-sent reading.
-func insertReadings(ctx context.Context, tx pgx.Tx, cols []string, rows [][]any, results []IngestResult, byKey map[string][]int) error {
+func insertReadings(ctx context.Context, tx pgx.Tx, f *copyFormat, cols []string, tuples [][]byte, results []IngestResult, byKey map[string][]int) error {
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS observation_stage (LIKE observation INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
 		return fmt.Errorf("ingest: staging table: %w", translate(err))
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"observation_stage"}, cols, pgx.CopyFromRows(rows)); err != nil {
+	if err := f.copyTuples(ctx, tx.Conn().PgConn(), "observation_stage", tuples); err != nil {
 		return fmt.Errorf("ingest: copy: %w", translate(err))
 	}
 	list := joinCols(cols)
@@ -329,7 +372,7 @@ func insertReadings(ctx context.Context, tx pgx.Tx, cols []string, rows [][]any,
 	if err != nil {
 		return fmt.Errorf("ingest: insert: %w", translate(err))
 	}
-	stored := make(map[string]string, len(rows))
+	stored := make(map[string]string, len(tuples))
 	for inserted.Next() {
 		var key, id string
 		if err := inserted.Scan(&key, &id); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,8 +94,9 @@ func TestIngesterCopiesNewReadingsAndFindsResentOnes(t *testing.T) {
 			}
 		}
 	})
-	t.Run("a stored reading says it was stored at the commit, not when it was prepared", func(t *testing.T) {
-		got, err := f.st.Read(ctx, "Observation", first[0].ID, store.Access{})
+	stampedAtCommit := func(t *testing.T, id string, committing time.Time) {
+		t.Helper()
+		got, err := f.st.Read(ctx, "Observation", id, store.Access{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,6 +105,15 @@ func TestIngesterCopiesNewReadingsAndFindsResentOnes(t *testing.T) {
 		if err != nil || !stamped.Equal(got.LastUpdated) || stamped.Before(committing.Truncate(time.Millisecond)) {
 			t.Errorf("meta.lastUpdated %v (%v), column %v, commit began %v", meta["lastUpdated"], err, got.LastUpdated, committing)
 		}
+	}
+	t.Run("a stored reading says it was stored at the commit, not when it was prepared", func(t *testing.T) {
+		stampedAtCommit(t, first[0].ID, committing)
+		// Now that the Ingester knows the column types, readings are
+		// encoded for COPY when prepared; the commit stamps them too.
+		later := prepare("dev2/f")
+		time.Sleep(20 * time.Millisecond)
+		committing := time.Now().Add(-time.Millisecond)
+		stampedAtCommit(t, write(later)[0].ID, committing)
 	})
 	t.Run("re-sent readings get the earlier ids and new ones beside them are stored", func(t *testing.T) {
 		again := write(prepare("dev2/b", "dev2/c"))
@@ -128,13 +139,89 @@ func TestIngesterCopiesNewReadingsAndFindsResentOnes(t *testing.T) {
 		}
 	})
 	t.Run("each key is stored once and the dead letter with the first batch", func(t *testing.T) {
-		if got := f.search(t, "Observation", "patient=p-home", store.Access{}); got.Total != 5 {
-			t.Errorf("stored %d readings, want 5", got.Total)
+		if got := f.search(t, "Observation", "patient=p-home", store.Access{}); got.Total != 6 {
+			t.Errorf("stored %d readings, want 6", got.Total)
 		}
 		if dead, err := f.st.DeadLetters(ctx, "dev2", 10); err != nil || len(dead) != 1 {
 			t.Errorf("dead letters %+v, %v", dead, err)
 		}
 	})
+}
+
+func TestIngesterWritesWhatPgxCopyFromWrites(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.PoolFor(t, dbtest.NewDatabase(t))
+	types := fhir.NewRegistry()
+	st := store.New(pool, types, search.NewRegistry(time.UTC), store.DefaultConfig(), slog.New(slog.DiscardHandler))
+	in, err := st.NewIngester()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reading := func(key string) store.IngestObservation {
+		res, err := types.Parse("Observation", []byte(obsJSON("p-home", "29463-7", "2026-11-20T07:00:00+01:00", "71.2")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.IngestObservation{Key: key, Resource: res}
+	}
+	write := func(keys ...string) {
+		t.Helper()
+		batch := make([]store.PreparedReading, len(keys))
+		for i, k := range keys {
+			if batch[i], err = in.Prepare(reading(k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // so that the commit time is another
+		if _, err := in.Write(ctx, batch, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("dev/rows")    // prepared before the column types are known: rows
+	write("dev/encoded") // encoded when prepared
+	cols, rows, _, err := st.IngestRows([]store.IngestObservation{reading("dev/pgx")}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"observation"}, cols, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	// Everything but what differs by design: id, key, time stored.
+	var same []string
+	for _, c := range cols {
+		switch c {
+		case "id", "ingest_key", "last_updated", "content":
+		default:
+			same = append(same, c+"::text")
+		}
+	}
+	query := "SELECT ingest_key, concat_ws(' ; ', " + strings.Join(same, ", ") + "), " +
+		"content::jsonb - 'id' - 'meta', content::jsonb->'meta'->>'lastUpdated' = to_char(last_updated AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') " +
+		"FROM observation ORDER BY ingest_key"
+	got, err := pool.Query(ctx, query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type stored struct {
+		key, columns, content string
+		stamped               bool
+	}
+	all, err := pgx.CollectRows(got, func(r pgx.CollectableRow) (stored, error) {
+		var s stored
+		err := r.Scan(&s.key, &s.columns, &s.content, &s.stamped)
+		return s, err
+	})
+	if err != nil || len(all) != 3 {
+		t.Fatalf("stored %+v, %v", all, err)
+	}
+	for _, s := range all[:2] {
+		if s.columns != all[2].columns || s.content != all[2].content {
+			t.Errorf("%s: columns and content\n%s\n%s\nwith pgx\n%s\n%s", s.key, s.columns, s.content, all[2].columns, all[2].content)
+		}
+		if !s.stamped {
+			t.Errorf("%s: meta.lastUpdated is not last_updated", s.key)
+		}
+	}
 }
 
 // benchReadings are n distinct readings of about the size devices write.
@@ -222,4 +309,36 @@ func BenchmarkIngestBatch(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "readings/s")
 	})
+}
+
+// BenchmarkIngesterPrepare is the store's share of a reading's CPU before
+// its commit: id, meta, search values, and once the Ingester knows the
+// column types, the COPY encoding.
+func BenchmarkIngesterPrepare(b *testing.B) {
+	pool := dbtest.PoolFor(b, dbtest.NewDatabase(b))
+	types := fhir.NewRegistry()
+	st := store.New(pool, types, search.NewRegistry(time.UTC), store.DefaultConfig(), slog.New(slog.DiscardHandler))
+	obs := benchReadings(b, types, "p", 1)[0]
+	for _, known := range []bool{false, true} {
+		in, err := st.NewIngester()
+		if err != nil {
+			b.Fatal(err)
+		}
+		name := "as a row"
+		if known {
+			name = "encoded for COPY"
+			if _, err := in.Write(context.Background(), nil, nil); err != nil { // learns the column types
+				b.Fatal(err)
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := in.Prepare(obs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1000/float64(b.N), "µs/reading")
+		})
+	}
 }
