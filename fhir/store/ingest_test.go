@@ -211,12 +211,13 @@ func TestIngesterWritesWhatPgxCopyFromWrites(t *testing.T) {
 		err := r.Scan(&s.key, &s.columns, &s.content, &s.stamped)
 		return s, err
 	})
-	if err != nil || len(all) != 3 {
+	if err != nil || len(all) != 3 || all[1].key != "dev/pgx" {
 		t.Fatalf("stored %+v, %v", all, err)
 	}
-	for _, s := range all[:2] {
-		if s.columns != all[2].columns || s.content != all[2].content {
-			t.Errorf("%s: columns and content\n%s\n%s\nwith pgx\n%s\n%s", s.key, s.columns, s.content, all[2].columns, all[2].content)
+	pgxRow := all[1]
+	for _, s := range []stored{all[0], all[2]} {
+		if s.columns != pgxRow.columns || s.content != pgxRow.content {
+			t.Errorf("%s: columns and content\n%s\n%s\nwith pgx\n%s\n%s", s.key, s.columns, s.content, pgxRow.columns, pgxRow.content)
 		}
 		if !s.stamped {
 			t.Errorf("%s: meta.lastUpdated is not last_updated", s.key)

@@ -26,8 +26,20 @@ import (
 type copyFormat struct {
 	oids []uint32 // per column
 	sql  map[string]string
-	maps sync.Pool // *pgtype.Map, which is not safe for concurrent use
+	// scratch holds *copyScratch: a pgtype.Map is not safe for concurrent
+	// use, and a tuple is encoded aside, then copied to a buffer of its
+	// size (append's doubling would keep up to twice the memory a reading
+	// needs while it waits for its commit).
+	scratch sync.Pool
 }
+
+type copyScratch struct {
+	m   *pgtype.Map
+	buf []byte
+}
+
+// maxScratch bounds the buffer a scratch keeps for the next tuple.
+const maxScratch = 64 << 10
 
 // copyHeader starts binary COPY data: signature, flags, header extension
 // length (PostgreSQL COPY, "Binary Format").
@@ -66,7 +78,7 @@ func (in *Ingester) format(ctx context.Context) (*copyFormat, error) {
 	for _, table := range []string{"observation", "observation_stage"} {
 		f.sql[table] = "COPY " + table + " (" + list + ") FROM STDIN BINARY"
 	}
-	f.maps.New = func() any { return pgtype.NewMap() }
+	f.scratch.New = func() any { return &copyScratch{m: pgtype.NewMap()} }
 	in.copyFmt.CompareAndSwap(nil, f)
 	return in.copyFmt.Load(), nil
 }
@@ -74,17 +86,24 @@ func (in *Ingester) format(ctx context.Context) (*copyFormat, error) {
 // encode returns row as a COPY tuple, and where the values of last_updated
 // and content start in it.
 func (f *copyFormat) encode(row []any) (tuple []byte, lastUpdated, content int, err error) {
-	m, _ := f.maps.Get().(*pgtype.Map)
-	defer f.maps.Put(m)
-	size := 64 * len(row)
-	if c, ok := row[colContent].([]byte); ok {
-		size += len(c)
-	}
-	buf := binary.BigEndian.AppendUint16(make([]byte, 0, size), uint16(len(row))) //nolint:gosec // a table has fewer than 1,600 columns
+	sc, _ := f.scratch.Get().(*copyScratch)
+	defer f.scratch.Put(sc)
+	buf := binary.BigEndian.AppendUint16(sc.buf[:0], uint16(len(row))) //nolint:gosec // a table has fewer than 1,600 columns
 	for i, v := range row {
+		switch i {
+		case colLastUpdated:
+			lastUpdated = len(buf) + 4
+		case colContent:
+			content = len(buf) + 4
+		}
+		if b, ok := appendValue(buf, f.oids[i], v); ok {
+			buf = b
+			continue
+		}
+		// What pgx's CopyFrom does with a value (encodeCopyValue).
 		at := len(buf)
 		buf = binary.BigEndian.AppendUint32(buf, 0xffffffff) // NULL unless encoded
-		enc, err := m.Encode(f.oids[i], pgtype.BinaryFormatCode, v, buf)
+		enc, err := sc.m.Encode(f.oids[i], pgtype.BinaryFormatCode, v, buf)
 		if err != nil {
 			return nil, 0, 0, fmt.Errorf("encode column %d: %w", i, err)
 		}
@@ -92,14 +111,87 @@ func (f *copyFormat) encode(row []any) (tuple []byte, lastUpdated, content int, 
 			buf = enc
 			binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4)) //nolint:gosec // a value is under 1 GB
 		}
-		switch i {
-		case colLastUpdated:
-			lastUpdated = at + 4
-		case colContent:
-			content = at + 4
+	}
+	if cap(buf) <= maxScratch {
+		sc.buf = buf
+	}
+	return append(make([]byte, 0, len(buf)), buf...), lastUpdated, content, nil
+}
+
+// appendValue appends v as a field of a COPY tuple for a column of type
+// oid, as pgtype encodes it, for the types and values device rows hold;
+// false leaves the value to pgtype.
+func appendValue(buf []byte, oid uint32, v any) ([]byte, bool) {
+	const null = 0xffffffff
+	switch oid {
+	case pgtype.TextOID, pgtype.VarcharOID:
+		switch x := v.(type) {
+		case string:
+			return append(binary.BigEndian.AppendUint32(buf, uint32(len(x))), x...), true //nolint:gosec // a value is under 1 GB
+		case []byte:
+			if x == nil {
+				return binary.BigEndian.AppendUint32(buf, null), true
+			}
+			return append(binary.BigEndian.AppendUint32(buf, uint32(len(x))), x...), true //nolint:gosec // a value is under 1 GB
+		case *string:
+			if x == nil {
+				return binary.BigEndian.AppendUint32(buf, null), true
+			}
+			return append(binary.BigEndian.AppendUint32(buf, uint32(len(*x))), *x...), true //nolint:gosec // a value is under 1 GB
+		}
+	case pgtype.Int8OID:
+		if x, ok := v.(int64); ok {
+			return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(buf, 8), uint64(x)), true //nolint:gosec // two's complement, as PostgreSQL reads it
+		}
+	case pgtype.TimestamptzOID:
+		switch x := v.(type) {
+		case time.Time:
+			return appendTimestamptz(buf, x), true
+		case *time.Time:
+			if x == nil {
+				return binary.BigEndian.AppendUint32(buf, null), true
+			}
+			return appendTimestamptz(buf, *x), true
+		}
+	case pgtype.TextArrayOID:
+		if x, ok := v.([]string); ok {
+			if x == nil {
+				return binary.BigEndian.AppendUint32(buf, null), true
+			}
+			return appendTextArray(buf, x), true
 		}
 	}
-	return buf, lastUpdated, content, nil
+	return buf, false
+}
+
+// appendTimestamptz appends t as microseconds since 2000-01-01 UTC.
+func appendTimestamptz(buf []byte, t time.Time) []byte {
+	const unixToY2K = 946_684_800 * 1_000_000
+	us := t.Unix()*1_000_000 + int64(t.Nanosecond())/1000 - unixToY2K
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(buf, 8), uint64(us)) //nolint:gosec // two's complement, as PostgreSQL reads it
+}
+
+// appendTextArray appends a one-dimensional text[] without NULLs (no
+// dimension when empty, as pgtype writes it).
+func appendTextArray(buf []byte, a []string) []byte {
+	at := len(buf)
+	buf = binary.BigEndian.AppendUint32(buf, 0) // length, set below
+	dims := uint32(0)
+	if len(a) > 0 {
+		dims = 1
+	}
+	buf = binary.BigEndian.AppendUint32(buf, dims)
+	buf = binary.BigEndian.AppendUint32(buf, 0) // no NULLs
+	buf = binary.BigEndian.AppendUint32(buf, pgtype.TextOID)
+	if dims == 1 {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(a))) //nolint:gosec // a value is under 1 GB
+		buf = binary.BigEndian.AppendUint32(buf, 1)              // lower bound
+	}
+	for _, s := range a {
+		buf = append(binary.BigEndian.AppendUint32(buf, uint32(len(s))), s...) //nolint:gosec // a value is under 1 GB
+	}
+	binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4)) //nolint:gosec // a value is under 1 GB
+	return buf
 }
 
 // commitStamp is the commit time as Write writes it over prepared
@@ -120,9 +212,9 @@ func (f *copyFormat) stamp(at time.Time) (commitStamp, error) {
 	} else {
 		return st, fmt.Errorf("ingest: cannot stamp %v", at) // outside years 0001–9999
 	}
-	m, _ := f.maps.Get().(*pgtype.Map)
-	defer f.maps.Put(m)
-	v, err := m.Encode(f.oids[colLastUpdated], pgtype.BinaryFormatCode, at, nil)
+	sc, _ := f.scratch.Get().(*copyScratch)
+	defer f.scratch.Put(sc)
+	v, err := sc.m.Encode(f.oids[colLastUpdated], pgtype.BinaryFormatCode, at, nil)
 	if err != nil {
 		return st, fmt.Errorf("ingest: encode %v: %w", at, err)
 	}
