@@ -3,6 +3,8 @@ package fhir
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // The tag R4 asks servers to add to resources they return incomplete
@@ -24,6 +26,41 @@ func (r *Registry) Summary(typ string, raw []byte) ([]byte, error) {
 	if rt == nil {
 		return nil, fmt.Errorf("summary %q: %w", typ, ErrUnsupportedType)
 	}
+	return subset(typ, raw, rt.inSummary)
+}
+
+// Elements returns the _elements form of a stored resource (R4 search
+// §3.1.1.5.9): the named top-level elements (and their "_x" primitive
+// extensions), plus id, meta, implicitRules and modifierExtension, tagged
+// SUBSETTED like Summary. Unknown names are simply absent.
+func (r *Registry) Elements(typ string, raw []byte, names []string) ([]byte, error) {
+	if r.types[typ] == nil {
+		return nil, fmt.Errorf("elements %q: %w", typ, ErrUnsupportedType)
+	}
+	return subset(typ, raw, func(name string) bool {
+		if name == "implicitRules" || name == "modifierExtension" || slices.Contains(names, name) {
+			return true
+		}
+		// "value" asks for the choice element, whatever its type.
+		return slices.ContainsFunc(names, func(n string) bool {
+			rest, ok := strings.CutPrefix(name, n)
+			return ok && rest != "" && rest[0] >= 'A' && rest[0] <= 'Z'
+		})
+	})
+}
+
+// WithoutText returns the _summary=data form: everything but the
+// narrative, tagged SUBSETTED.
+func (r *Registry) WithoutText(typ string, raw []byte) ([]byte, error) {
+	if r.types[typ] == nil {
+		return nil, fmt.Errorf("summary %q: %w", typ, ErrUnsupportedType)
+	}
+	return subset(typ, raw, func(name string) bool { return name != "text" })
+}
+
+// subset keeps resourceType, id, the SUBSETTED meta and the top-level
+// members keep accepts (by name without a leading "_").
+func subset(typ string, raw []byte, keep func(name string) bool) ([]byte, error) {
 	members, err := scanTop(raw)
 	if err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
@@ -52,7 +89,7 @@ func (r *Registry) Summary(typ string, raw []byte) ([]byte, error) {
 	for i := range members {
 		switch m := &members[i]; {
 		case m.is("resourceType") || m.is("id") || m.is("meta"):
-		case rt.inSummary(m.name()):
+		case keep(strings.TrimPrefix(m.name(), "_")):
 			out = appendMember(append(out, ','), m)
 		}
 	}

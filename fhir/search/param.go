@@ -3,7 +3,6 @@ package search
 import (
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Kind is a FHIR search parameter type (R4 search §3.1.1.4).
@@ -14,40 +13,100 @@ const (
 	Token     Kind = "token"
 	Reference Kind = "reference"
 	Date      Kind = "date"
+	String    Kind = "string"
+	Quantity  Kind = "quantity"
+	Number    Kind = "number"
+	URI       Kind = "uri"
 )
 
-// Param is one search parameter of one resource type.
+// Param is one search parameter of one resource type: everything about it
+// is declared here once, and the store's columns, the SQL that searches
+// them and the CapabilityStatement all follow from it.
 type Param struct {
 	// Name as it appears in the query string.
 	Name string
 	// Kind is its FHIR search type.
 	Kind Kind
-	// Column in the resource's table: a text[] for tokens and references,
-	// <Column>_start and <Column>_end timestamptz for dates. "patient_id"
-	// and "id" are the shared compartment and id columns.
+	// Expression is the FHIRPath-like path it indexes, for example
+	// "Observation.code | Observation.component.code". Each path is the
+	// resource type followed by element names; a choice element
+	// ("Observation.effective") covers all of its types. Values are
+	// extracted by following it through the golang-fhir-models struct.
+	Expression string
+	// Column names the resource table's column(s): see Columns.
 	Column string
 	// Targets are the resource types a reference parameter points at.
 	Targets []string
+	// System is the code system of plain codes and booleans the expression
+	// reaches (for example "http://hl7.org/fhir/administrative-gender"),
+	// which carry none themselves.
+	System string
 	// Doc is the CapabilityStatement documentation.
 	Doc string
-	// extract pulls the indexed values out of a decoded resource.
-	extract func(model any, dp *DateParser) (Values, error)
+
+	path *path
+}
+
+// Column is one database column a parameter indexes into.
+type Column struct {
+	Name, SQLType string
+}
+
+// Columns are the columns of the resource's table that hold p's values:
+//   - token, reference, uri: <Column> text[] of keys (see TokenKeys);
+//   - string: <Column> text[] normalized (see Normalize) and
+//     <Column>_exact text[] as written;
+//   - date: <Column>_start and <Column>_end timestamptz, the lowest start
+//     and highest end of its values' ranges;
+//   - number: <Column> numeric, the first value;
+//   - quantity: <Column> numeric and <Column>_unit text[] of unit keys.
+//
+// The shared columns id, last_updated and patient_id are not listed.
+func (p *Param) Columns() []Column {
+	switch {
+	case p.Shared():
+		return nil
+	case p.Kind == String:
+		return []Column{{p.Column, "text[]"}, {p.Column + "_exact", "text[]"}}
+	case p.Kind == Date:
+		return []Column{{p.Column + "_start", "timestamptz"}, {p.Column + "_end", "timestamptz"}}
+	case p.Kind == Number:
+		return []Column{{p.Column, "numeric"}}
+	case p.Kind == Quantity:
+		return []Column{{p.Column, "numeric"}, {p.Column + "_unit", "text[]"}}
+	default:
+		return []Column{{p.Column, "text[]"}}
+	}
+}
+
+// Shared reports whether p searches one of the columns every resource table
+// has (id, last_updated, the patient compartment) rather than its own.
+func (p *Param) Shared() bool {
+	return p.Column == "id" || p.Column == "last_updated" || p.Column == "patient_id"
 }
 
 // Values are what one parameter indexes in one resource.
 type Values struct {
-	Tokens []string // encoded with TokenKeys
-	Refs   []string // "Type/id"
-	Dates  []Range
+	Tokens  []string // token and uri keys (TokenKeys); quantity unit keys
+	Refs    []string // "Type/id"
+	Dates   []Range
+	Strings []string // as written
+	Numbers []string // decimals as written
 }
 
 // Extract returns what p indexes in model, the golang-fhir-models struct of
 // the parameter's resource type.
 func (p *Param) Extract(model any, dp *DateParser) (Values, error) {
-	if p.extract == nil {
+	if p.path == nil {
 		return Values{}, nil
 	}
-	v, err := p.extract(model, dp)
+	var v Values
+	var err error
+	p.path.walk(model, func(leaf any) {
+		if err == nil {
+			err = p.collect(&v, leaf, dp)
+		}
+	})
 	if err != nil {
 		return Values{}, fmt.Errorf("index %s: %w", p.Name, err)
 	}
@@ -56,7 +115,9 @@ func (p *Param) Extract(model any, dp *DateParser) (Values, error) {
 
 // TokenKeys encodes one coded value for the token columns: "system|code"
 // (exact), "*|code" (any system) and "system|*" (any code in the system).
-// An empty system gives "|code", which `|code` searches for.
+// An empty system gives "|code", which `|code` searches for. The first key
+// is always the most specific one, so a column's first element is the first
+// coding's "system|code" (what $lastn groups by).
 func TokenKeys(system, code string) []string {
 	if code == "" {
 		if system == "" {
@@ -97,8 +158,9 @@ func (d *Definition) InPatientCompartment() bool { return d.Compartment != nil }
 
 // Registry holds the Definition of every searchable type.
 type Registry struct {
-	defs  map[string]*Definition
-	dates *DateParser
+	defs   map[string]*Definition
+	dates  *DateParser
+	common []*Param
 }
 
 // Definition returns the definition for typ, or nil.
@@ -107,18 +169,20 @@ func (r *Registry) Definition(typ string) *Definition { return r.defs[typ] }
 // Dates returns the registry's date parser.
 func (r *Registry) Dates() *DateParser { return r.dates }
 
-// refID returns the id of a relative reference "Type/id" (or an absolute
-// URL ending so, or a bare id when typ matches nothing else).
-func refID(ref, typ string) (string, bool) {
-	ref = strings.TrimSpace(ref)
-	if i := strings.Index(ref, "/_history/"); i >= 0 {
-		ref = ref[:i]
+// Common returns the parameters every type has (R4 search §3.1.1.5.3).
+func (r *Registry) Common() []*Param { return r.common }
+
+// lookup finds name among typ's parameters and the common ones.
+func (r *Registry) lookup(def *Definition, name string) *Param {
+	if p := def.Param(name); p != nil {
+		return p
 	}
-	parts := strings.Split(ref, "/")
-	if len(parts) >= 2 && parts[len(parts)-2] == typ {
-		return parts[len(parts)-1], true
+	for _, p := range r.common {
+		if p.Name == name {
+			return p
+		}
 	}
-	return "", false
+	return nil
 }
 
 // Types returns the searchable resource types.

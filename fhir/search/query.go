@@ -14,52 +14,97 @@ import (
 const (
 	DefaultCount = 50
 	MaxCount     = 1000
+	// MaxIncludes caps how many resources _include and _revinclude add to
+	// one page.
+	MaxIncludes = 1000
 )
 
 // Query is a parsed search of one resource type.
 type Query struct {
 	Type    string
 	Filters []Filter // AND
+	// Sort orders the results (_sort); empty: newest update first.
+	Sort []SortKey
 	// Count is the page size (_count); 0 with Summary "count".
 	Count int
-	// Cursor continues a previous page (opaque; from a next link).
+	// Cursor continues a previous page (opaque; from a next or previous link).
 	Cursor string
-	// Total is false with _total=none.
-	Total bool
-	// Summary is "", "true", "count", "data" or "false".
+	// Total is "accurate" (count every match), "none" (do not) or ""
+	// (the server's choice: count on the first page only).
+	Total string
+	// Summary is "", "true", "count", "data", "text" or "false".
 	Summary string
+	// Elements lists the top-level elements to return (_elements).
+	Elements []string
+	// Include and RevInclude add referenced and referring resources.
+	Include, RevInclude []Include
 	// Ignored names parameters that were not understood (lenient handling).
 	Ignored []string
 	// Params are the query's own parameters, minus paging, to build links.
 	Params url.Values
 }
 
+// SortKey is one _sort criterion.
+type SortKey struct {
+	Param *Param
+	Desc  bool
+}
+
+// Include is one _include or _revinclude: resources of Target that
+// Source's Param refers to (or, for _revinclude, resources of Source that
+// refer to the matches through Param).
+type Include struct {
+	Source string
+	Param  *Param
+	// Target restricts the referenced type (Observation:subject:Patient);
+	// "" means every type the parameter may point at.
+	Target string
+}
+
 // Filter is one search parameter; its Values are OR-ed.
 type Filter struct {
-	Param  *Param
-	Values []Value
+	Param *Param
+	// Modifier is "", "missing", "not", "exact", "contains", "below",
+	// "above", or for references the target type.
+	Modifier string
+	Values   []Value
+	// Chain, for a chained reference (subject:Patient.name=...), is the
+	// condition the referenced resource must meet; Values is then empty.
+	Chain *Chain
+}
+
+// Chain is the far side of a chained reference parameter.
+type Chain struct {
+	Type   string
+	Filter Filter
+	// Compartment is true when Type belongs to patient compartments, so a
+	// patient's search only follows chains into its own.
+	Compartment bool
 }
 
 // Value is one value of a filter, already decoded for its parameter type.
 type Value struct {
-	// Prefix for dates: eq ne gt lt ge le sa eb ap.
+	// Prefix for dates, numbers and quantities: eq ne gt lt ge le sa eb ap.
 	Prefix string
-	// Token is the key to look for (see TokenKeys).
+	// Token is the key to look for (see TokenKeys); for quantities, the
+	// unit key ("" for any unit).
 	Token string
-	// Ref is the referenced id for the compartment column and "Type/id" for
-	// the other reference columns.
-	Ref string
+	// Ref is the referenced id for the compartment column and "Type/id" (or
+	// the alternatives of a bare id, comma-free) for other reference columns.
+	Refs []string
 	// Range is the implicit range of a date value.
 	Range Range
+	// String is the normalized string for string parameters (as written
+	// with :exact), or the uri.
+	String string
+	// Number is the value of a number or quantity.
+	Number Decimal
+	// Missing is the value of :missing.
+	Missing bool
 }
 
-// CommonParams are the parameters every type has (R4 search §3.1.1.5.3).
-func CommonParams() []*Param {
-	return []*Param{
-		{Name: "_id", Kind: Token, Column: "id", Doc: "Logical id of this artifact"},
-		{Name: "_lastUpdated", Kind: Date, Column: "last_updated", Doc: "When the resource version last changed"},
-	}
-}
+// prefixes are the comparison prefixes of R4 search §3.1.1.4.
+func prefixes() []string { return []string{"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"} }
 
 // Parse parses the query string of a search of typ. With strict, unknown
 // parameters are an error (Prefer: handling=strict); otherwise they are
@@ -69,8 +114,7 @@ func (r *Registry) Parse(typ string, q url.Values, strict bool) (*Query, error) 
 	if def == nil {
 		return nil, fmt.Errorf("search %s: %w", typ, fhir.ErrUnsupportedType)
 	}
-	out := &Query{Type: typ, Count: DefaultCount, Total: true, Params: url.Values{}}
-	common := CommonParams()
+	out := &Query{Type: typ, Count: DefaultCount, Params: url.Values{}}
 	names := make([]string, 0, len(q))
 	for k := range q {
 		names = append(names, k)
@@ -78,66 +122,26 @@ func (r *Registry) Parse(typ string, q url.Values, strict bool) (*Query, error) 
 	slices.Sort(names)
 	for _, name := range names {
 		vals := q[name]
-		switch name {
-		case "_count":
-			n, err := strconv.Atoi(last(vals))
-			if err != nil || n < 0 {
-				return nil, invalid("_count", "must be a non-negative integer")
-			}
-			out.Count = min(n, MaxCount)
-			out.Params[name] = []string{strconv.Itoa(out.Count)}
-			continue
-		case "_cursor":
-			out.Cursor = last(vals)
-			continue
-		case "_total":
-			switch last(vals) {
-			case "none":
-				out.Total = false
-			case "accurate", "estimate":
-			default:
-				return nil, invalid("_total", "must be none, estimate or accurate")
-			}
-			out.Params[name] = vals
-			continue
-		case "_summary":
-			switch s := last(vals); s {
-			case "true", "count", "data", "false":
-				out.Summary = s
-			default:
-				return nil, invalid("_summary", "must be true, false, count or data")
-			}
-			out.Params[name] = vals
-			continue
-		case "_format", "_pretty":
+		handled, err := r.control(out, def, name, vals)
+		if err != nil {
+			return nil, err
+		}
+		if handled {
 			continue
 		}
-		base, modifier, _ := strings.Cut(name, ":")
-		p := def.Param(base)
-		if p == nil {
-			p = findParam(common, base)
-		}
-		if p == nil || modifier != "" {
-			what := "unknown search parameter"
-			if p != nil {
-				what = "unsupported modifier :" + modifier
-			}
-			if strict {
-				return nil, &fhir.ValidationError{Issues: []fhir.Issue{{
-					Severity: "error", Code: "not-supported",
-					Diagnostics: fmt.Sprintf("%s %q for %s", what, name, typ), Expression: []string{name},
-				}}}
+		f, err := r.parseFilters(def, name, vals)
+		if err != nil {
+			var unknown *unknownParam
+			switch {
+			case !asUnknown(err, &unknown):
+				return nil, err
+			case strict:
+				return nil, &fhir.ValidationError{Issues: []fhir.Issue{unknown.Issue()}}
 			}
 			out.Ignored = append(out.Ignored, name)
 			continue
 		}
-		for _, v := range vals {
-			f, err := r.filter(p, v)
-			if err != nil {
-				return nil, err
-			}
-			out.Filters = append(out.Filters, f)
-		}
+		out.Filters = append(out.Filters, f...)
 		out.Params[name] = vals
 	}
 	if out.Summary == "count" {
@@ -146,115 +150,122 @@ func (r *Registry) Parse(typ string, q url.Values, strict bool) (*Query, error) 
 	return out, nil
 }
 
-func (r *Registry) filter(p *Param, raw string) (Filter, error) {
-	f := Filter{Param: p}
-	for _, s := range splitOr(raw) {
-		var v Value
-		var err error
-		switch p.Kind {
-		case Token:
-			v, err = tokenValue(p, s)
-		case Reference:
-			v, err = refValue(p, s)
-		case Date:
-			v, err = r.dateValue(p, s)
+// control handles the result parameters (R4 search §3.1.1.5); it reports
+// whether name was one.
+func (r *Registry) control(out *Query, def *Definition, name string, vals []string) (bool, error) {
+	switch name {
+	case "_count":
+		n, err := strconv.Atoi(last(vals))
+		if err != nil || n < 0 {
+			return true, invalid("_count", "must be a non-negative integer")
 		}
-		if err != nil {
-			return Filter{}, err
-		}
-		f.Values = append(f.Values, v)
-	}
-	return f, nil
-}
-
-func tokenValue(p *Param, s string) (Value, error) {
-	if s == "" {
-		return Value{}, invalid(p.Name, "empty value")
-	}
-	if p.Column == "id" {
-		return Value{Token: s}, nil
-	}
-	system, code, hasSystem := strings.Cut(s, "|")
-	switch {
-	case !hasSystem:
-		return Value{Token: "*|" + s}, nil
-	case code == "":
-		return Value{Token: system + "|*"}, nil
-	default:
-		return Value{Token: system + "|" + code}, nil
-	}
-}
-
-func refValue(p *Param, s string) (Value, error) {
-	if s == "" {
-		return Value{}, invalid(p.Name, "empty reference")
-	}
-	typ, id := "", s
-	if i := strings.LastIndex(s, "/"); i >= 0 {
-		rest := s[:i]
-		id = s[i+1:]
-		typ = rest[strings.LastIndex(rest, "/")+1:]
-	}
-	if !fhir.ValidID(id) {
-		return Value{}, invalid(p.Name, fmt.Sprintf("%q is not a reference to a resource id", s))
-	}
-	if typ != "" && !slices.Contains(p.Targets, typ) {
-		return Value{}, invalid(p.Name, fmt.Sprintf("%s may refer to %s, not %s", p.Name, strings.Join(p.Targets, ", "), typ))
-	}
-	if p.Column == "patient_id" {
-		return Value{Ref: id}, nil
-	}
-	if typ == "" {
-		if len(p.Targets) != 1 {
-			return Value{}, invalid(p.Name, fmt.Sprintf("%q: name the type (one of %s)", s, strings.Join(p.Targets, ", ")))
-		}
-		typ = p.Targets[0]
-	}
-	return Value{Ref: typ + "/" + id}, nil
-}
-
-func (r *Registry) dateValue(p *Param, s string) (Value, error) {
-	prefix := "eq"
-	if len(s) >= 2 && s[0] >= 'a' && s[0] <= 'z' {
-		prefix, s = s[:2], s[2:]
-		if !slices.Contains([]string{"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"}, prefix) {
-			return Value{}, invalid(p.Name, fmt.Sprintf("unknown prefix %q", prefix))
-		}
-	}
-	rg, err := r.dates.Parse(s)
-	if err != nil {
-		return Value{}, invalid(p.Name, err.Error())
-	}
-	return Value{Prefix: prefix, Range: rg}, nil
-}
-
-// splitOr splits a comma-separated OR list, honouring "\," escapes
-// (R4 search §3.1.1.4.9).
-func splitOr(s string) []string {
-	var out []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && i+1 < len(s) && s[i+1] == ',':
-			cur.WriteByte(s[i+1])
-			i++
-		case s[i] == ',':
-			out = append(out, cur.String())
-			cur.Reset()
+		out.Count = min(n, MaxCount)
+		out.Params[name] = []string{strconv.Itoa(out.Count)}
+	case "_cursor":
+		out.Cursor = last(vals)
+	case "_total":
+		switch t := last(vals); t {
+		case "none", "accurate":
+			out.Total = t
+		case "estimate":
+			out.Total = "accurate"
 		default:
-			cur.WriteByte(s[i])
+			return true, invalid("_total", "must be none, estimate or accurate")
 		}
+		out.Params[name] = vals
+	case "_summary":
+		switch s := last(vals); s {
+		case "true", "count", "data", "text", "false":
+			out.Summary = s
+		default:
+			return true, invalid("_summary", "must be true, false, text, count or data")
+		}
+		out.Params[name] = vals
+	case "_elements":
+		for _, v := range vals {
+			for e := range strings.SplitSeq(v, ",") {
+				if e = strings.TrimSpace(e); e != "" {
+					out.Elements = append(out.Elements, e)
+				}
+			}
+		}
+		out.Params[name] = vals
+	case "_sort":
+		keys, err := r.parseSort(def, last(vals))
+		if err != nil {
+			return true, err
+		}
+		out.Sort = keys
+		out.Params[name] = vals
+	case "_include", "_revinclude":
+		for _, v := range vals {
+			inc, err := r.parseInclude(def, name, v)
+			if err != nil {
+				return true, err
+			}
+			if name == "_include" {
+				out.Include = append(out.Include, inc)
+			} else {
+				out.RevInclude = append(out.RevInclude, inc)
+			}
+		}
+		out.Params[name] = vals
+	case "_format", "_pretty":
+	default:
+		return false, nil
 	}
-	return append(out, cur.String())
+	return true, nil
 }
 
-func findParam(ps []*Param, name string) *Param {
-	for _, p := range ps {
-		if p.Name == name {
-			return p
+// parseSort reads "_sort=-date,_id" (R4 search §3.1.1.5.6).
+func (r *Registry) parseSort(def *Definition, v string) ([]SortKey, error) {
+	var keys []SortKey
+	for s := range strings.SplitSeq(v, ",") {
+		s = strings.TrimSpace(s)
+		desc := strings.HasPrefix(s, "-")
+		s = strings.TrimPrefix(s, "-")
+		p := r.lookup(def, s)
+		if p == nil {
+			return nil, invalid("_sort", fmt.Sprintf("%s has no search parameter %q to sort by", def.Type, s))
 		}
+		keys = append(keys, SortKey{Param: p, Desc: desc})
 	}
-	return nil
+	return keys, nil
+}
+
+// parseInclude reads "Source:param[:Target]" (R4 search §3.1.1.5.4).
+// For _include the source must be the searched type; for _revinclude the
+// parameter must be able to point at it.
+func (r *Registry) parseInclude(def *Definition, name, v string) (Include, error) {
+	v = strings.TrimSuffix(v, ":iterate")
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return Include{}, invalid(name, fmt.Sprintf("%q: expected SourceType:parameter[:TargetType]", v))
+	}
+	src := r.defs[parts[0]]
+	if src == nil {
+		return Include{}, invalid(name, fmt.Sprintf("%q: %s is not a searchable type", v, parts[0]))
+	}
+	p := src.Param(parts[1])
+	if p == nil || p.Kind != Reference {
+		return Include{}, invalid(name, fmt.Sprintf("%q: %s has no reference parameter %q", v, parts[0], parts[1]))
+	}
+	inc := Include{Source: src.Type, Param: p}
+	if len(parts) == 3 {
+		if !slices.Contains(p.Targets, parts[2]) {
+			return Include{}, invalid(name, fmt.Sprintf("%q: %s.%s does not refer to %s", v, parts[0], parts[1], parts[2]))
+		}
+		inc.Target = parts[2]
+	}
+	switch {
+	case name == "_include" && src.Type != def.Type:
+		return Include{}, invalid(name, fmt.Sprintf("%q: _include names the searched type, %s", v, def.Type))
+	case name == "_revinclude" && !slices.Contains(p.Targets, def.Type):
+		return Include{}, invalid(name, fmt.Sprintf("%q: %s.%s does not refer to %s", v, parts[0], parts[1], def.Type))
+	case name == "_revinclude" && inc.Target != "" && inc.Target != def.Type:
+		return Include{}, invalid(name, fmt.Sprintf("%q: the target must be %s", v, def.Type))
+	}
+	return inc, nil
 }
 
 func last(vals []string) string {

@@ -1,111 +1,163 @@
 package search
 
 import (
+	"fmt"
+	"reflect"
 	"time"
 
 	fm "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
-// NewRegistry declares every search parameter Vidda serves. Adding a
-// parameter is one entry here plus its column in a migration.
-func NewRegistry(zone *time.Location) *Registry {
-	identifier := func(doc string, get func(any) []fm.Identifier) *Param {
-		return &Param{
-			Name: "identifier", Kind: Token, Column: "identifier", Doc: doc,
-			extract: func(m any, _ *DateParser) (Values, error) { return identifierTokens(get(m)), nil },
-		}
+// Code systems of the plain codes some parameters index.
+const (
+	genderSystem            = "http://hl7.org/fhir/administrative-gender"
+	deviceStatusSystem      = "http://hl7.org/fhir/device-status"
+	observationStatusSystem = "http://hl7.org/fhir/observation-status"
+)
+
+// definitions declares every search parameter Vidda serves, per type, with
+// the names, types and expressions of the R4 specification. Adding a
+// parameter is one entry here plus its column(s) in a migration (see
+// Param.Columns; the store's schema test lists what is missing).
+func definitions() []*Definition {
+	identifier := func(typ, doc string) *Param {
+		return &Param{Name: "identifier", Kind: Token, Expression: typ + ".identifier", Column: "identifier", Doc: doc}
 	}
-	defs := []*Definition{
+	name := func(typ, doc string) *Param {
+		return &Param{Name: "name", Kind: String, Expression: typ + ".name", Column: "name", Doc: doc}
+	}
+	return []*Definition{
 		{
 			Type: "Patient",
 			Params: []*Param{
-				identifier("A patient identifier", func(m any) []fm.Identifier { return m.(*fm.Patient).Identifier }),
+				identifier("Patient", "A patient identifier"),
+				name("Patient", "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"),
+				{Name: "family", Kind: String, Expression: "Patient.name.family", Column: "family", Doc: "A portion of the family name of the patient"},
+				{Name: "given", Kind: String, Expression: "Patient.name.given", Column: "given", Doc: "A portion of the given name of the patient"},
+				{Name: "birthdate", Kind: Date, Expression: "Patient.birthDate", Column: "birthdate", Doc: "The patient's date of birth"},
+				{Name: "gender", Kind: Token, Expression: "Patient.gender", Column: "gender", System: genderSystem, Doc: "Gender of the patient"},
+				{
+					Name: "general-practitioner", Kind: Reference, Expression: "Patient.generalPractitioner", Column: "general_practitioner",
+					Targets: []string{"Practitioner", "Organization", "PractitionerRole"}, Doc: "Patient's nominated general practitioner, not the organization that manages the record",
+				},
+				{Name: "active", Kind: Token, Expression: "Patient.active", Column: "active", Doc: "Whether the patient record is active"},
 			},
 			Compartment: func(_ any, id string) string { return id },
 		},
 		{
 			Type: "Practitioner",
 			Params: []*Param{
-				identifier("A practitioner's identifier", func(m any) []fm.Identifier { return m.(*fm.Practitioner).Identifier }),
+				identifier("Practitioner", "A practitioner's Identifier"),
+				name("Practitioner", "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"),
 			},
 		},
 		{
 			Type: "Organization",
 			Params: []*Param{
-				identifier("Any identifier for the organization", func(m any) []fm.Identifier { return m.(*fm.Organization).Identifier }),
+				identifier("Organization", "Any identifier for the organization (not the accreditation issuer's identifier)"),
+				{Name: "name", Kind: String, Expression: "Organization.name | Organization.alias", Column: "name", Doc: "A portion of the organization's name or alias"},
 			},
 		},
 		{
 			Type: "Device",
 			Params: []*Param{
-				identifier("Instance id from manufacturer, owner, and others", func(m any) []fm.Identifier { return m.(*fm.Device).Identifier }),
-				{Name: "patient", Kind: Reference, Column: "patient_id", Targets: []string{"Patient"}, Doc: "Patient information, if the resource is affixed to a person"},
-				{
-					Name: "status", Kind: Token, Column: "status", Doc: "active | inactive | entered-in-error | unknown",
-					extract: func(m any, _ *DateParser) (Values, error) {
-						if s := m.(*fm.Device).Status; s != nil {
-							return Values{Tokens: TokenKeys("http://hl7.org/fhir/device-status", s.Code())}, nil
-						}
-						return Values{}, nil
-					},
-				},
+				identifier("Device", "Instance id from manufacturer, owner, and others"),
+				{Name: "patient", Kind: Reference, Expression: "Device.patient", Column: "patient_id", Targets: []string{"Patient"}, Doc: "Patient information, if the resource is affixed to a person"},
+				{Name: "type", Kind: Token, Expression: "Device.type", Column: "type", Doc: "The type of the device"},
+				{Name: "status", Kind: Token, Expression: "Device.status", Column: "status", System: deviceStatusSystem, Doc: "active | inactive | entered-in-error | unknown"},
+				{Name: "url", Kind: URI, Expression: "Device.url", Column: "url", Doc: "Network address to contact device"},
 			},
 			Compartment: func(m any, _ string) string { return refPatient(m.(*fm.Device).Patient) },
 		},
 		{
 			Type: "Observation",
 			Params: []*Param{
-				{Name: "patient", Kind: Reference, Column: "patient_id", Targets: []string{"Patient"}, Doc: "The subject that the observation is about (if patient)"},
+				{Name: "patient", Kind: Reference, Expression: "Observation.subject", Column: "patient_id", Targets: []string{"Patient"}, Doc: "The subject that the observation is about (if patient)"},
 				{
-					Name: "subject", Kind: Reference, Column: "subject", Targets: []string{"Patient", "Group", "Device", "Location"}, Doc: "The subject that the observation is about",
-					extract: func(m any, _ *DateParser) (Values, error) { return refValues(m.(*fm.Observation).Subject), nil },
+					Name: "subject", Kind: Reference, Expression: "Observation.subject", Column: "subject",
+					Targets: []string{"Patient", "Group", "Device", "Location"}, Doc: "The subject that the observation is about",
+				},
+				{Name: "code", Kind: Token, Expression: "Observation.code", Column: "code", Doc: "The code of the observation type"},
+				{Name: "category", Kind: Token, Expression: "Observation.category", Column: "category", Doc: "The classification of the type of observation"},
+				{Name: "status", Kind: Token, Expression: "Observation.status", Column: "status", System: observationStatusSystem, Doc: "The status of the observation"},
+				{Name: "device", Kind: Reference, Expression: "Observation.device", Column: "device", Targets: []string{"Device", "DeviceMetric"}, Doc: "The Device that generated the observation data."},
+				{Name: "identifier", Kind: Token, Expression: "Observation.identifier", Column: "identifier", Doc: "The unique id for a particular observation"},
+				{
+					Name: "date", Kind: Date, Expression: "Observation.effective", Column: "date",
+					Doc: "Obtained date/time. If the obtained element is a period, a date that falls in the period",
 				},
 				{
-					Name: "code", Kind: Token, Column: "code", Doc: "The code of the observation type",
-					extract: func(m any, _ *DateParser) (Values, error) { return conceptTokens(m.(*fm.Observation).Code), nil },
+					Name: "value-quantity", Kind: Quantity, Expression: "Observation.valueQuantity", Column: "value_quantity",
+					Doc: "The value of the observation, if the value is a Quantity, or a SampledData (just search on the bounds of the values in sampled data)",
 				},
 				{
-					Name: "category", Kind: Token, Column: "category", Doc: "The classification of the type of observation",
-					extract: func(m any, _ *DateParser) (Values, error) {
-						return conceptTokens(m.(*fm.Observation).Category...), nil
-					},
+					Name: "combo-code", Kind: Token, Expression: "Observation.code | Observation.component.code", Column: "combo_code",
+					Doc: "The code of the observation type or component type",
 				},
+				{Name: "component-code", Kind: Token, Expression: "Observation.component.code", Column: "component_code", Doc: "The component code of the observation type"},
+				{Name: "encounter", Kind: Reference, Expression: "Observation.encounter", Column: "encounter", Targets: []string{"Encounter"}, Doc: "Encounter related to the observation"},
 				{
-					Name: "status", Kind: Token, Column: "status", Doc: "The status of the observation",
-					extract: func(m any, _ *DateParser) (Values, error) {
-						return Values{Tokens: TokenKeys("http://hl7.org/fhir/observation-status", m.(*fm.Observation).Status.Code())}, nil
-					},
-				},
-				{
-					Name: "device", Kind: Reference, Column: "device", Targets: []string{"Device", "DeviceMetric"}, Doc: "The Device that generated the observation data.",
-					extract: func(m any, _ *DateParser) (Values, error) { return refValues(m.(*fm.Observation).Device), nil },
-				},
-				{
-					Name: "identifier", Kind: Token, Column: "identifier", Doc: "The unique id for a particular observation",
-					extract: func(m any, _ *DateParser) (Values, error) {
-						return identifierTokens(m.(*fm.Observation).Identifier), nil
-					},
-				},
-				{
-					Name: "date", Kind: Date, Column: "date", Doc: "Obtained date/time. If the obtained element is a period, a date that falls in the period",
-					extract: func(m any, dp *DateParser) (Values, error) { return observationDate(m.(*fm.Observation), dp) },
+					Name: "based-on", Kind: Reference, Expression: "Observation.basedOn", Column: "based_on",
+					Targets: []string{"CarePlan", "DeviceRequest", "ImmunizationRecommendation", "MedicationRequest", "NutritionOrder", "ServiceRequest"},
+					Doc:     "Reference to the service request.",
 				},
 			},
 			Compartment: func(m any, _ string) string { return refPatient(m.(*fm.Observation).Subject) },
 		},
 	}
-	r := &Registry{defs: map[string]*Definition{}, dates: NewDateParser(zone)}
-	for _, d := range defs {
-		r.defs[d.Type] = d
+}
+
+// models are the golang-fhir-models structs the expressions are resolved
+// against.
+func models() map[string]reflect.Type {
+	return map[string]reflect.Type{
+		"Patient":      reflect.TypeFor[fm.Patient](),
+		"Practitioner": reflect.TypeFor[fm.Practitioner](),
+		"Organization": reflect.TypeFor[fm.Organization](),
+		"Device":       reflect.TypeFor[fm.Device](),
+		"Observation":  reflect.TypeFor[fm.Observation](),
+	}
+}
+
+// commonParams are the parameters every type has (R4 search §3.1.1.5.3).
+func commonParams() []*Param {
+	return []*Param{
+		{Name: "_id", Kind: Token, Expression: "Resource.id", Column: "id", Doc: "Logical id of this artifact"},
+		{Name: "_lastUpdated", Kind: Date, Expression: "Resource.meta.lastUpdated", Column: "last_updated", Doc: "When the resource version last changed"},
+	}
+}
+
+// NewRegistry builds the registry of every search parameter Vidda serves.
+// Values without a zone are read in zone (UTC when nil). It panics only if
+// a declaration in this file is wrong, which every test run catches.
+func NewRegistry(zone *time.Location) *Registry {
+	r, err := newRegistry(definitions(), models(), zone)
+	if err != nil {
+		panic(err)
 	}
 	return r
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+func newRegistry(defs []*Definition, types map[string]reflect.Type, zone *time.Location) (*Registry, error) {
+	r := &Registry{defs: map[string]*Definition{}, dates: NewDateParser(zone), common: commonParams()}
+	for _, d := range defs {
+		model, ok := types[d.Type]
+		if !ok {
+			return nil, fmt.Errorf("search: no model for %s", d.Type)
+		}
+		for _, p := range d.Params {
+			if p.Column == "patient_id" && d.Compartment == nil {
+				return nil, fmt.Errorf("search: %s.%s uses the compartment column, but %s has no compartment", d.Type, p.Name, d.Type)
+			}
+			path, err := compilePath(d.Type, model, p.Expression)
+			if err != nil {
+				return nil, fmt.Errorf("search: %s.%s: %w", d.Type, p.Name, err)
+			}
+			p.path = path
+		}
+		r.defs[d.Type] = d
 	}
-	return *s
+	return r, nil
 }
 
 func refPatient(r *fm.Reference) string {
@@ -114,79 +166,4 @@ func refPatient(r *fm.Reference) string {
 	}
 	id, _ := refID(*r.Reference, "Patient")
 	return id
-}
-
-func refValues(refs ...*fm.Reference) Values {
-	var v Values
-	for _, r := range refs {
-		if r == nil || r.Reference == nil {
-			continue
-		}
-		ref := *r.Reference
-		for _, typ := range []string{"Patient", "Group", "Device", "DeviceMetric", "Location", "Practitioner", "Organization", "Encounter"} {
-			if id, ok := refID(ref, typ); ok {
-				v.Refs = append(v.Refs, typ+"/"+id)
-				break
-			}
-		}
-	}
-	return v
-}
-
-func identifierTokens(ids []fm.Identifier) Values {
-	var v Values
-	for _, id := range ids {
-		v.Tokens = append(v.Tokens, TokenKeys(deref(id.System), deref(id.Value))...)
-	}
-	return v
-}
-
-func conceptTokens(ccs ...fm.CodeableConcept) Values {
-	var v Values
-	for _, cc := range ccs {
-		for _, c := range cc.Coding {
-			v.Tokens = append(v.Tokens, TokenKeys(deref(c.System), deref(c.Code))...)
-		}
-	}
-	return v
-}
-
-func observationDate(o *fm.Observation, dp *DateParser) (Values, error) {
-	var s string
-	switch {
-	case o.EffectiveDateTime != nil:
-		s = *o.EffectiveDateTime
-	case o.EffectiveInstant != nil:
-		s = *o.EffectiveInstant
-	case o.EffectivePeriod != nil:
-		return periodRange(o.EffectivePeriod, dp)
-	default:
-		return Values{}, nil
-	}
-	r, err := dp.Parse(s)
-	if err != nil {
-		return Values{}, err
-	}
-	return Values{Dates: []Range{r}}, nil
-}
-
-// periodRange: an open end means "ongoing" (R4 §2.24.0.6), indexed as
-// open-ended.
-func periodRange(p *fm.Period, dp *DateParser) (Values, error) {
-	r := Range{Start: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}
-	if p.Start != nil {
-		s, err := dp.Parse(*p.Start)
-		if err != nil {
-			return Values{}, err
-		}
-		r.Start = s.Start
-	}
-	if p.End != nil {
-		e, err := dp.Parse(*p.End)
-		if err != nil {
-			return Values{}, err
-		}
-		r.End = e.End
-	}
-	return Values{Dates: []Range{r}}, nil
 }

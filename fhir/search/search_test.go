@@ -3,6 +3,7 @@ package search_test
 import (
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,8 +92,8 @@ func TestQueriesParseIntoTypedFilters(t *testing.T) {
 				switch {
 				case v.Prefix != "":
 					got = append(got, v.Prefix)
-				case v.Ref != "":
-					got = append(got, v.Ref)
+				case len(v.Refs) > 0:
+					got = append(got, strings.Join(v.Refs, ","))
 				default:
 					got = append(got, v.Token)
 				}
@@ -171,7 +172,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("count %d out of range", q.Count)
 			}
 			for _, f := range q.Filters {
-				if len(f.Values) == 0 {
+				if len(f.Values) == 0 && f.Chain == nil {
 					t.Fatalf("filter %s without values", f.Param.Name)
 				}
 			}

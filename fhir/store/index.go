@@ -2,23 +2,23 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
 )
 
 // indexColumns lists the search columns of a type's table in the order
-// indexValues fills them. The compartment column is written separately.
+// newRow fills them (see search.Param.Columns). The shared id,
+// last_updated and compartment columns are written separately.
 func indexColumns(def *search.Definition) []string {
 	var cols []string
 	for _, p := range def.Params {
-		switch {
-		case p.Column == "patient_id":
-		case p.Kind == search.Date:
-			cols = append(cols, p.Column+"_start", p.Column+"_end")
-		default:
-			cols = append(cols, p.Column)
+		for _, c := range p.Columns() {
+			cols = append(cols, c.Name)
 		}
 	}
 	return cols
@@ -48,7 +48,7 @@ func (s *Store) newRow(def *search.Definition, res *fhir.Resource, id string, ve
 		}
 	}
 	for _, p := range def.Params {
-		if p.Column == "patient_id" {
+		if p.Shared() {
 			continue
 		}
 		v, err := p.Extract(res.Model, s.params.Dates())
@@ -58,23 +58,11 @@ func (s *Store) newRow(def *search.Definition, res *fhir.Resource, id string, ve
 				Diagnostics: err.Error(), Expression: []string{def.Type},
 			}}}
 		}
-		switch p.Kind {
-		case search.Date:
-			var start, end *time.Time
-			for _, rg := range v.Dates {
-				if start == nil || rg.Start.Before(*start) {
-					start = &rg.Start
-				}
-				if end == nil || rg.End.After(*end) {
-					end = &rg.End
-				}
-			}
-			r.index = append(r.index, start, end)
-		case search.Reference:
-			r.index = append(r.index, nonNil(v.Refs))
-		case search.Token:
-			r.index = append(r.index, nonNil(v.Tokens))
+		cols, err := indexValues(p, v)
+		if err != nil {
+			return nil, err
 		}
+		r.index = append(r.index, cols...)
 	}
 	return r, nil
 }
@@ -82,6 +70,47 @@ func (s *Store) newRow(def *search.Definition, res *fhir.Resource, id string, ve
 // inCompartment reports whether a row may be written by a caller with a.
 func (r *row) inCompartment(a Access) bool {
 	return a.PatientID == "" || (r.patientID != nil && *r.patientID == a.PatientID)
+}
+
+// indexValues are v in the layout of p.Columns.
+func indexValues(p *search.Param, v search.Values) ([]any, error) {
+	switch p.Kind {
+	case search.Date:
+		var start, end *time.Time
+		for _, rg := range v.Dates {
+			if start == nil || rg.Start.Before(*start) {
+				start = &rg.Start
+			}
+			if end == nil || rg.End.After(*end) {
+				end = &rg.End
+			}
+		}
+		return []any{start, end}, nil
+	case search.String:
+		norm := make([]string, 0, len(v.Strings))
+		for _, s := range v.Strings {
+			if n := search.Normalize(s); !slices.Contains(norm, n) {
+				norm = append(norm, n)
+			}
+		}
+		return []any{norm, nonNil(v.Strings)}, nil
+	case search.Number, search.Quantity:
+		var num *pgtype.Numeric
+		if len(v.Numbers) > 0 {
+			num = new(pgtype.Numeric)
+			if err := num.Scan(v.Numbers[0]); err != nil {
+				return nil, fmt.Errorf("index %s: %q: %w", p.Name, v.Numbers[0], err)
+			}
+		}
+		if p.Kind == search.Number {
+			return []any{num}, nil
+		}
+		return []any{num, nonNil(v.Tokens)}, nil
+	case search.Reference:
+		return []any{nonNil(v.Refs)}, nil
+	default:
+		return []any{nonNil(v.Tokens)}, nil
+	}
 }
 
 func nonNil(s []string) []string {

@@ -10,28 +10,24 @@ import (
 	"github.com/vidda/vidda/internal/db/dbtest"
 )
 
-// Every column the search registry declares must exist in the migrated
-// schema: the registry and the migrations cannot drift apart.
-func TestEverySearchParameterHasItsColumn(t *testing.T) {
+// Every column the search registry declares must exist, with its type, in
+// the migrated schema: the registry and the migrations cannot drift apart.
+func TestEverySearchParameterHasItsColumns(t *testing.T) {
 	pool := dbtest.Pool(t)
 	reg := search.NewRegistry(time.UTC)
+	udt := map[string]string{"text[]": "_text", "numeric": "numeric", "timestamptz": "timestamptz"}
 	for _, typ := range reg.Types() {
-		def := reg.Definition(typ)
-		for _, p := range def.Params {
-			cols := []string{p.Column}
-			if p.Kind == search.Date {
-				cols = []string{p.Column + "_start", p.Column + "_end"}
-			}
-			for _, col := range cols {
-				var n int
+		for _, p := range reg.Definition(typ).Params {
+			for _, col := range p.Columns() {
+				var got string
 				err := pool.QueryRow(context.Background(),
-					`SELECT count(*) FROM information_schema.columns WHERE table_name = $1 AND column_name = $2`,
-					strings.ToLower(typ), col).Scan(&n)
+					`SELECT coalesce(max(udt_name), '') FROM information_schema.columns WHERE table_name = $1 AND column_name = $2`,
+					strings.ToLower(typ), col.Name).Scan(&got)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n != 1 {
-					t.Errorf("%s.%s: column %s missing from table %s", typ, p.Name, col, strings.ToLower(typ))
+				if got != udt[col.SQLType] {
+					t.Errorf("%s.%s: table %s needs column %s %s (found %q)", typ, p.Name, strings.ToLower(typ), col.Name, col.SQLType, got)
 				}
 			}
 		}

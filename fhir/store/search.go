@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,20 +14,32 @@ import (
 // Page is one page of search results.
 type Page struct {
 	Entries []Stored
-	// Total is the number of matches, or -1 when not counted (_total=none).
+	// Included are the resources _include and _revinclude added.
+	Included []Stored
+	// Total is the number of matches, or -1 when not counted.
 	Total int64
-	// NextCursor continues to the next page; "" on the last page.
-	NextCursor string
+	// NextCursor and PrevCursor continue to the neighbouring pages; "" when
+	// there is none.
+	NextCursor, PrevCursor string
 }
 
-// Search runs q, restricted to the caller's compartment. Results are newest
-// first by last update, paged with a keyset cursor so pages stay correct
-// while new resources arrive.
+// Search runs q, restricted to the caller's compartment. Results are in
+// q.Sort order (newest update first by default), paged with a keyset cursor
+// so pages stay correct while new resources arrive.
 func (s *Store) Search(ctx context.Context, q *search.Query, a Access) (*Page, error) {
 	if _, err := s.definition(q.Type); err != nil {
 		return nil, err
 	}
-	return searchIn(ctx, s.pool, q, a)
+	page, err := searchIn(ctx, s.pool, q, a)
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Entries) > 0 && (len(q.Include) > 0 || len(q.RevInclude) > 0) {
+		if page.Included, err = s.includes(ctx, q, page.Entries, a); err != nil {
+			return nil, err
+		}
+	}
+	return page, nil
 }
 
 func searchIn(ctx context.Context, db querier, q *search.Query, a Access) (*Page, error) {
@@ -36,11 +49,11 @@ func searchIn(ctx context.Context, db querier, q *search.Query, a Access) (*Page
 		w.add("patient_id = " + w.arg(a.PatientID))
 	}
 	for _, f := range q.Filters {
-		w.add(filterSQL(w, f))
+		w.add(filterSQL(w, f, a))
 	}
 	t := table(q.Type)
 	page := &Page{Total: -1}
-	if q.Total || q.Count == 0 {
+	if q.Total == "accurate" || q.Count == 0 || (q.Total == "" && q.Cursor == "") {
 		if err := db.QueryRow(ctx, "SELECT count(*) FROM "+t+w.sql(), w.args...).Scan(&page.Total); err != nil {
 			return nil, fmt.Errorf("search %s: count: %w", q.Type, translate(err))
 		}
@@ -48,34 +61,59 @@ func searchIn(ctx context.Context, db querier, q *search.Query, a Access) (*Page
 	if q.Count == 0 {
 		return page, nil
 	}
+	order := sortOrder(q.Sort)
+	back := false
 	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor)
+		c, err := decodeSearchCursor(q.Cursor, order)
 		if err != nil {
 			return nil, err
 		}
-		w.add(fmt.Sprintf("(last_updated, id) < (%s, %s)", w.arg(c.at), w.arg(c.id)))
+		back = c.back
+		w.add(order.after(w, c, back))
 	}
-	sql := "SELECT id, version_id, last_updated, content FROM " + t + w.sql() +
-		" ORDER BY last_updated DESC, id DESC LIMIT " + w.arg(q.Count+1)
+	sql := "SELECT id, version_id, last_updated, content" + order.selectKeys() + " FROM " + t + w.sql() +
+		" ORDER BY " + order.orderBy(back) + " LIMIT " + w.arg(q.Count+1)
 	rows, err := db.Query(ctx, sql, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("search %s: %w", q.Type, translate(err))
 	}
 	defer rows.Close()
+	var keys [][]*string
 	for rows.Next() {
 		st := Stored{Type: q.Type}
-		if err := rows.Scan(&st.ID, &st.VersionID, &st.LastUpdated, &st.Content); err != nil {
+		k := make([]*string, len(order.keys))
+		dest := []any{&st.ID, &st.VersionID, &st.LastUpdated, &st.Content}
+		for i := range k {
+			dest = append(dest, &k[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("search %s: %w", q.Type, err)
 		}
 		page.Entries = append(page.Entries, st)
+		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search %s: %w", q.Type, translate(err))
 	}
-	if len(page.Entries) > q.Count {
-		page.Entries = page.Entries[:q.Count]
-		last := page.Entries[len(page.Entries)-1]
-		page.NextCursor = cursor{at: last.LastUpdated, id: last.ID}.encode()
+	more := len(page.Entries) > q.Count
+	if more {
+		page.Entries, keys = page.Entries[:q.Count], keys[:q.Count]
+	}
+	if back {
+		slices.Reverse(page.Entries)
+		slices.Reverse(keys)
+	}
+	if n := len(page.Entries); n > 0 {
+		first := searchCursor{sort: order.signature, keys: keys[0], id: page.Entries[0].ID, back: true}
+		last := searchCursor{sort: order.signature, keys: keys[n-1], id: page.Entries[n-1].ID}
+		// Going forward, a previous page exists if we came from one; going
+		// back, a next page always does (we came from it).
+		if (!back && more) || back {
+			page.NextCursor = last.encode()
+		}
+		if (back && more) || (!back && q.Cursor != "") {
+			page.PrevCursor = first.encode()
+		}
 	}
 	return page, nil
 }
@@ -101,39 +139,153 @@ func (w *where) sql() string {
 }
 
 // filterSQL is the condition for one parameter; its values are OR-ed.
-func filterSQL(w *where, f search.Filter) string {
+func filterSQL(w *where, f search.Filter, a Access) string {
 	p := f.Param
+	if f.Chain != nil {
+		return chainSQL(w, f, a)
+	}
+	if f.Modifier == "missing" {
+		ors := make([]string, len(f.Values))
+		for i, v := range f.Values {
+			ors[i] = missingSQL(p, v.Missing)
+		}
+		return "(" + strings.Join(ors, " OR ") + ")"
+	}
 	switch p.Kind {
 	case search.Date:
 		start, end := p.Column+"_start", p.Column+"_end"
 		if p.Column == "last_updated" {
-			start, end = "last_updated", "(last_updated + interval '1 millisecond')"
+			start, end = "last_updated", "(last_updated + interval '1 microsecond')"
 		}
-		ors := make([]string, len(f.Values))
-		for i, v := range f.Values {
-			ors[i] = dateSQL(w, start, end, v)
-		}
-		return "(" + strings.Join(ors, " OR ") + ")"
+		return orEach(f.Values, func(v search.Value) string { return dateSQL(w, start, end, v) })
+	case search.Number, search.Quantity:
+		return orEach(f.Values, func(v search.Value) string { return numberSQL(w, p, v) })
+	case search.String:
+		return stringSQL(w, p, f)
+	case search.URI:
+		return uriSQL(w, p, f)
 	case search.Reference:
-		vals := make([]string, len(f.Values))
-		for i, v := range f.Values {
-			vals[i] = v.Ref
+		var refs []string
+		for _, v := range f.Values {
+			refs = append(refs, v.Refs...)
 		}
 		if p.Column == "patient_id" {
-			return "patient_id = ANY(" + w.arg(vals) + ")"
+			return "patient_id = ANY(" + w.arg(refs) + "::text[])"
 		}
-		return p.Column + " && " + w.arg(vals) + "::text[]"
-	case search.Token:
+		return p.Column + " && " + w.arg(refs) + "::text[]"
+	default: // token
 		vals := make([]string, len(f.Values))
 		for i, v := range f.Values {
 			vals[i] = v.Token
 		}
 		if p.Column == "id" {
-			return "id = ANY(" + w.arg(vals) + ")"
+			if f.Modifier == "not" {
+				return "id <> ALL(" + w.arg(vals) + "::text[])"
+			}
+			return "id = ANY(" + w.arg(vals) + "::text[])"
 		}
-		return p.Column + " && " + w.arg(vals) + "::text[]"
+		cond := p.Column + " && " + w.arg(vals) + "::text[]"
+		if f.Modifier == "not" {
+			return "NOT (" + cond + ")"
+		}
+		return cond
 	}
-	return "false"
+}
+
+func orEach(vals []search.Value, cond func(search.Value) string) string {
+	ors := make([]string, len(vals))
+	for i, v := range vals {
+		ors[i] = cond(v)
+	}
+	if len(ors) == 1 {
+		return ors[0]
+	}
+	return "(" + strings.Join(ors, " OR ") + ")"
+}
+
+// missingSQL implements :missing (R4 search §3.1.1.5.5.1).
+func missingSQL(p *search.Param, missing bool) string {
+	var isMissing string
+	switch {
+	case p.Column == "id" || p.Column == "last_updated":
+		isMissing = "false"
+	case p.Column == "patient_id":
+		isMissing = "patient_id IS NULL"
+	case p.Kind == search.Date:
+		isMissing = p.Column + "_start IS NULL"
+	case p.Kind == search.Number || p.Kind == search.Quantity:
+		isMissing = p.Column + " IS NULL"
+	default:
+		isMissing = "cardinality(" + p.Column + ") = 0"
+	}
+	if missing {
+		return isMissing
+	}
+	return "NOT (" + isMissing + ")"
+}
+
+// chainSQL: the reference must point at a resource that meets the chained
+// condition (R4 search §3.1.1.4.13). A patient's token only ever matches
+// resources in its own compartment, on both sides of the chain.
+func chainSQL(w *where, f search.Filter, a Access) string {
+	inner := &where{args: w.args}
+	inner.add("NOT deleted")
+	switch {
+	case a.PatientID == "" || !f.Chain.Compartment:
+	case f.Chain.Type == "Patient":
+		inner.add("id = " + inner.arg(a.PatientID))
+	default:
+		inner.add("patient_id = " + inner.arg(a.PatientID))
+	}
+	inner.add(filterSQL(inner, f.Chain.Filter, a))
+	w.args = inner.args
+	t := table(f.Chain.Type)
+	if f.Param.Column == "patient_id" {
+		return "patient_id IN (SELECT id FROM " + t + inner.sql() + ")"
+	}
+	return f.Param.Column + " && ARRAY(SELECT '" + f.Chain.Type + "/' || id FROM " + t + inner.sql() + ")"
+}
+
+// stringSQL: starts-with by default, :contains anywhere, both on the
+// normalized values; :exact on the values as written (R4 search §3.1.1.4.7).
+func stringSQL(w *where, p *search.Param, f search.Filter) string {
+	vals := make([]string, len(f.Values))
+	for i, v := range f.Values {
+		vals[i] = v.String
+	}
+	if f.Modifier == "exact" {
+		return p.Column + "_exact && " + w.arg(vals) + "::text[]"
+	}
+	for i, v := range vals {
+		vals[i] = likeEscape(v) + "%"
+		if f.Modifier == "contains" {
+			vals[i] = "%" + vals[i]
+		}
+	}
+	return "EXISTS (SELECT 1 FROM unnest(" + p.Column + ") v WHERE v LIKE ANY(" + w.arg(vals) + "::text[]))"
+}
+
+// uriSQL: exact by default; :below matches URIs under the value, :above
+// URIs the value is under (R4 search §3.1.1.4.11).
+func uriSQL(w *where, p *search.Param, f search.Filter) string {
+	vals := make([]string, len(f.Values))
+	for i, v := range f.Values {
+		vals[i] = v.String
+	}
+	switch f.Modifier {
+	case "below":
+		for i, v := range vals {
+			vals[i] = likeEscape(v) + "%"
+		}
+		return "EXISTS (SELECT 1 FROM unnest(" + p.Column + ") u WHERE u LIKE ANY(" + w.arg(vals) + "::text[]))"
+	case "above":
+		return "EXISTS (SELECT 1 FROM unnest(" + p.Column + ") u, unnest(" + w.arg(vals) + "::text[]) v WHERE v LIKE replace(replace(replace(u, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')"
+	}
+	return p.Column + " && " + w.arg(vals) + "::text[]"
+}
+
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // dateSQL compares the resource's range [start, end) with the search
@@ -157,8 +309,8 @@ func dateSQL(w *where, start, end string, v search.Value) string {
 	case "eb":
 		return fmt.Sprintf("%s <= %s", end, w.arg(lo))
 	case "ap":
-		// "ap": within 10 % of the gap between the value and now, at least
-		// the value's own precision.
+		// R4 search §3.1.1.4.2: "ap" is within 10 % of the gap between the
+		// value and now, and at least the value's own precision.
 		gap := time.Since(lo)
 		if gap < 0 {
 			gap = -gap
@@ -168,4 +320,34 @@ func dateSQL(w *where, start, end string, v search.Value) string {
 	default: // eq
 		return fmt.Sprintf("(%s >= %s AND %s <= %s)", start, w.arg(lo), end, w.arg(hi))
 	}
+}
+
+// numberSQL compares a number or quantity column with a search value (R4
+// search §3.1.1.4.1): eq and ne use the value's implicit range, the other
+// prefixes the value itself; a quantity's unit must match when given.
+func numberSQL(w *where, p *search.Param, v search.Value) string {
+	c, n := p.Column, v.Number
+	num := func(s string) string { return w.arg(s) + "::numeric" }
+	var cond string
+	switch v.Prefix {
+	case "ne":
+		cond = fmt.Sprintf("NOT (%s >= %s AND %s < %s)", c, num(n.Lo), c, num(n.Hi))
+	case "gt", "sa":
+		cond = fmt.Sprintf("%s > %s", c, num(n.Value))
+	case "lt", "eb":
+		cond = fmt.Sprintf("%s < %s", c, num(n.Value))
+	case "ge":
+		cond = fmt.Sprintf("%s >= %s", c, num(n.Value))
+	case "le":
+		cond = fmt.Sprintf("%s <= %s", c, num(n.Value))
+	case "ap":
+		lo, hi := n.Approx()
+		cond = fmt.Sprintf("%s BETWEEN %s AND %s", c, num(lo), num(hi))
+	default:
+		cond = fmt.Sprintf("(%s >= %s AND %s < %s)", c, num(n.Lo), c, num(n.Hi))
+	}
+	if v.Token != "" {
+		cond = "(" + cond + " AND " + c + "_unit && " + w.arg([]string{v.Token}) + "::text[])"
+	}
+	return cond
 }

@@ -6,112 +6,15 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
-	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/auth"
 )
-
-func (s *Server) search(c *fiber.Ctx) error {
-	q := url.Values{}
-	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) { q.Add(string(k), string(v)) })
-	return s.runSearch(c, q)
-}
-
-// searchPost is POST [type]/_search with a form body (R4 §3.1.1.3).
-func (s *Server) searchPost(c *fiber.Ctx) error {
-	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
-		return errUnsupportedMedia(c.Get(fiber.HeaderContentType))
-	}
-	q, err := url.ParseQuery(string(c.Body()))
-	if err != nil {
-		return errBadRequest("form body: " + err.Error())
-	}
-	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) { q.Add(string(k), string(v)) })
-	return s.runSearch(c, q)
-}
-
-func (s *Server) runSearch(c *fiber.Ctx, raw url.Values) error {
-	typ, _, err := params(c)
-	if err != nil {
-		return err
-	}
-	acc, err := s.authorize(c, auth.InteractionSearch, typ)
-	if err != nil {
-		return err
-	}
-	strict := strings.Contains(c.Get("Prefer"), "handling=strict")
-	q, err := s.deps.Params.Parse(typ, raw, strict)
-	if err != nil {
-		return err
-	}
-	if err := confine(q, acc); err != nil {
-		return err
-	}
-	page, err := s.deps.Store.Search(c.UserContext(), q, acc)
-	if err != nil {
-		return err
-	}
-	b := newBundle("searchset")
-	if page.Total >= 0 {
-		b.total = &page.Total
-	}
-	b.link("self", s.searchURL(typ, q.Params, q.Cursor))
-	if page.NextCursor != "" {
-		b.link("next", s.searchURL(typ, q.Params, page.NextCursor))
-	}
-	for _, e := range page.Entries {
-		b.entry(s.base+"/fhir/"+e.Type+"/"+e.ID, e.Content, `"search":{"mode":"match"}`)
-	}
-	if len(q.Ignored) > 0 {
-		oo := fhir.OperationOutcome(fhir.Issue{
-			Severity: "warning", Code: "not-supported",
-			Diagnostics: "ignored search parameters: " + strings.Join(q.Ignored, ", "),
-		})
-		b.entry("", oo, `"search":{"mode":"outcome"}`)
-	}
-	return s.send(c, b.bytes())
-}
-
-// confine refuses a patient-restricted search that names another patient,
-// instead of quietly answering with nothing.
-func confine(q *search.Query, acc store.Access) error {
-	if acc.PatientID == "" {
-		return nil
-	}
-	for _, f := range q.Filters {
-		if f.Param.Column != "patient_id" {
-			continue
-		}
-		for _, v := range f.Values {
-			if v.Ref != acc.PatientID {
-				return fmt.Errorf("search names another patient: %w", auth.ErrForbidden)
-			}
-		}
-	}
-	return nil
-}
-
-func (s *Server) searchURL(typ string, params url.Values, cursor string) string {
-	v := url.Values{}
-	for k, vs := range params {
-		v[k] = vs
-	}
-	if cursor != "" {
-		v.Set("_cursor", cursor)
-	}
-	u := s.base + "/fhir/" + typ
-	if enc := v.Encode(); enc != "" {
-		u += "?" + enc
-	}
-	return u
-}
 
 func (s *Server) typeHistory(c *fiber.Ctx) error     { return s.history(c, false) }
 func (s *Server) instanceHistory(c *fiber.Ctx) error { return s.history(c, true) }

@@ -29,7 +29,7 @@ func capabilityStatement(types *fhir.Registry, params *search.Registry, base, ve
 			ConditionalDelete: "not-supported",
 			ReadHistory:       true,
 		}
-		for _, p := range slices.Concat(def.Params, search.CommonParams()) {
+		for _, p := range slices.Concat(def.Params, params.Common()) {
 			rc.SearchParams = append(rc.SearchParams, fhir.SearchParamCapability{Name: p.Name, Type: string(p.Kind), Documentation: p.Doc})
 		}
 		c.Resources = append(c.Resources, rc)

@@ -19,4 +19,5 @@ type Resources interface {
 	Delete(ctx context.Context, typ, id string, a store.Access) (*store.Stored, error)
 	History(ctx context.Context, typ, id string, opts store.HistoryOptions, a store.Access) (*store.HistoryPage, error)
 	Search(ctx context.Context, q *search.Query, a store.Access) (*store.Page, error)
+	LastN(ctx context.Context, q *search.Query, maxPerCode int, a store.Access) ([]store.Stored, error)
 }

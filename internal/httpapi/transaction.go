@@ -92,7 +92,7 @@ func (s *Server) authorizeEntry(c *fiber.Ctx, e *store.Entry) {
 	}
 	acc, err := s.authorize(c, interactionOf(e.Op), e.Type)
 	if err == nil && e.Query != nil {
-		err = confine(e.Query, acc)
+		err = s.confine(c, e.Query, acc)
 	}
 	e.Access, e.Err = acc, err
 }
@@ -178,7 +178,12 @@ func (s *Server) responseBundle(c *fiber.Ctx, typ string, entries []store.Entry,
 		}
 		if r.Page != nil {
 			resp := entryResponse{Status: statusLine(fiber.StatusOK)}
-			b.entry("", s.searchset(e, r.Page), resp.member())
+			set, err := s.searchset(e.Query, r.Page)
+			if err != nil {
+				s.log.ErrorContext(c.UserContext(), "transaction: search entry", "request_id", c.Locals(localRequestID), "entry", e.Index, "err", err)
+				resp.Status = statusLine(fiber.StatusInternalServerError)
+			}
+			b.entry("", set, resp.member())
 			continue
 		}
 		st := r.Stored
@@ -207,30 +212,6 @@ func (s *Server) responseBundle(c *fiber.Ctx, typ string, entries []store.Entry,
 		case store.OpRead, store.OpSearch:
 		}
 		b.entry(s.base+"/fhir/"+st.Type+"/"+st.ID, content, resp.member())
-	}
-	return b.bytes()
-}
-
-// searchset is the Bundle a search entry answers, as GET [type] would.
-func (s *Server) searchset(e *store.Entry, page *store.Page) []byte {
-	q := e.Query
-	b := newBundle("searchset")
-	if page.Total >= 0 {
-		b.total = &page.Total
-	}
-	b.link("self", s.searchURL(q.Type, q.Params, q.Cursor))
-	if page.NextCursor != "" {
-		b.link("next", s.searchURL(q.Type, q.Params, page.NextCursor))
-	}
-	for _, m := range page.Entries {
-		b.entry(s.base+"/fhir/"+m.Type+"/"+m.ID, m.Content, `"search":{"mode":"match"}`)
-	}
-	if len(q.Ignored) > 0 {
-		oo := fhir.OperationOutcome(fhir.Issue{
-			Severity: "warning", Code: "not-supported",
-			Diagnostics: "ignored search parameters: " + strings.Join(q.Ignored, ", "),
-		})
-		b.entry("", oo, `"search":{"mode":"outcome"}`)
 	}
 	return b.bytes()
 }
