@@ -14,7 +14,8 @@ import (
 func capabilityStatement(types *fhir.Registry, params *search.Registry, base, version string) ([]byte, error) {
 	c := fhir.Capabilities{
 		Software: "Vidda", Version: version, BaseURL: base, Date: time.Now().UTC(),
-		SecurityService: "SMART-on-FHIR",
+		SecurityService:    "SMART-on-FHIR",
+		SystemInteractions: []string{"transaction", "batch"},
 	}
 	for _, typ := range types.Types() {
 		def := params.Definition(typ)

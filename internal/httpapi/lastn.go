@@ -12,7 +12,9 @@ import (
 
 // lastnParams are the parameters Observation/$lastn takes besides max
 // (R4 Observation §6.3.5.1).
-func lastnParams() []string { return []string{"patient", "subject", "category", "code", "_format", "_pretty", "_summary", "_elements"} }
+func lastnParams() []string {
+	return []string{"patient", "subject", "category", "code", "_format", "_pretty", "_summary", "_elements"}
+}
 
 // maxLastN caps $lastn's max, like _count caps a page.
 const maxLastN = 100

@@ -8,7 +8,7 @@
 -- as token keys.
 --
 -- Resources stored before this migration have empty new columns until
--- they are written again (vidda reindex rewrites them).
+-- they are written again; a reindex command is still to come (see README).
 
 -- +goose Up
 ALTER TABLE patient
