@@ -9,20 +9,20 @@ import (
 	"github.com/vidda/vidda/fhir"
 )
 
-// unknownParam is a parameter the type does not have: ignored unless the
+// unknownParamError is a parameter the type does not have: ignored unless the
 // client asked for strict handling (R4 http §3.1.0.1.9, Prefer: handling).
-type unknownParam struct{ typ, name string }
+type unknownParamError struct{ typ, name string }
 
-func (e *unknownParam) Error() string {
+func (e *unknownParamError) Error() string {
 	return fmt.Sprintf("unknown search parameter %q for %s", e.name, e.typ)
 }
 
 // Issue turns the error into an OperationOutcome issue.
-func (e *unknownParam) Issue() fhir.Issue {
+func (e *unknownParamError) Issue() fhir.Issue {
 	return fhir.Issue{Severity: "error", Code: "not-supported", Diagnostics: e.Error(), Expression: []string{e.name}}
 }
 
-func asUnknown(err error, target **unknownParam) bool { return errors.As(err, target) }
+func asUnknown(err error, target **unknownParamError) bool { return errors.As(err, target) }
 
 // modifiers lists the modifiers each kind supports (R4 search §3.1.1.5.5
 // and the sections of each type); every kind has :missing.
@@ -34,9 +34,9 @@ func modifiers(k Kind) []string {
 		return []string{"missing", "exact", "contains"}
 	case URI:
 		return []string{"missing", "below", "above"}
-	default:
-		return []string{"missing"}
+	case Reference, Date, Quantity, Number:
 	}
+	return []string{"missing"}
 }
 
 // parseFilters parses one query parameter, repeated once per value (AND).
@@ -45,7 +45,7 @@ func (r *Registry) parseFilters(def *Definition, name string, vals []string) ([]
 	base, modifier, _ := strings.Cut(head, ":")
 	p := r.lookup(def, base)
 	if p == nil {
-		return nil, &unknownParam{def.Type, name}
+		return nil, &unknownParamError{def.Type, name}
 	}
 	if isChain {
 		return r.parseChain(def, p, modifier, chained, vals)
@@ -99,7 +99,7 @@ func (r *Registry) parseChain(def *Definition, p *Param, typ, chained string, va
 	}
 	inner, err := r.parseFilters(tdef, chained, vals)
 	if err != nil {
-		var unknown *unknownParam
+		var unknown *unknownParamError
 		if asUnknown(err, &unknown) {
 			return nil, invalid(name, unknown.Error())
 		}

@@ -84,7 +84,7 @@ func (p *path) walk(model any, leaf func(any)) {
 }
 
 func walkSteps(v reflect.Value, steps [][]int, leaf func(any)) {
-	switch v.Kind() {
+	switch v.Kind() { //nolint:exhaustive // every other kind is a value to pass on
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
 			walkSteps(v.Elem(), steps, leaf)

@@ -131,7 +131,7 @@ func (r *Registry) Parse(typ string, q url.Values, strict bool) (*Query, error) 
 		}
 		f, err := r.parseFilters(def, name, vals)
 		if err != nil {
-			var unknown *unknownParam
+			var unknown *unknownParamError
 			switch {
 			case !asUnknown(err, &unknown):
 				return nil, err

@@ -108,9 +108,9 @@ func indexValues(p *search.Param, v search.Values) ([]any, error) {
 		return []any{num, nonNil(v.Tokens)}, nil
 	case search.Reference:
 		return []any{nonNil(v.Refs)}, nil
-	default:
-		return []any{nonNil(v.Tokens)}, nil
+	case search.Token, search.URI:
 	}
+	return []any{nonNil(v.Tokens)}, nil
 }
 
 func nonNil(s []string) []string {

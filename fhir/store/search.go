@@ -173,23 +173,23 @@ func filterSQL(w *where, f search.Filter, a Access) string {
 			return "patient_id = ANY(" + w.arg(refs) + "::text[])"
 		}
 		return p.Column + " && " + w.arg(refs) + "::text[]"
-	default: // token
-		vals := make([]string, len(f.Values))
-		for i, v := range f.Values {
-			vals[i] = v.Token
-		}
-		if p.Column == "id" {
-			if f.Modifier == "not" {
-				return "id <> ALL(" + w.arg(vals) + "::text[])"
-			}
-			return "id = ANY(" + w.arg(vals) + "::text[])"
-		}
-		cond := p.Column + " && " + w.arg(vals) + "::text[]"
-		if f.Modifier == "not" {
-			return "NOT (" + cond + ")"
-		}
-		return cond
+	case search.Token:
 	}
+	vals := make([]string, len(f.Values))
+	for i, v := range f.Values {
+		vals[i] = v.Token
+	}
+	if p.Column == "id" {
+		if f.Modifier == "not" {
+			return "id <> ALL(" + w.arg(vals) + "::text[])"
+		}
+		return "id = ANY(" + w.arg(vals) + "::text[])"
+	}
+	cond := p.Column + " && " + w.arg(vals) + "::text[]"
+	if f.Modifier == "not" {
+		return "NOT (" + cond + ")"
+	}
+	return cond
 }
 
 func orEach(vals []search.Value, cond func(search.Value) string) string {
