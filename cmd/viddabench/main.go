@@ -53,6 +53,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if args[0] == "mqtt" {
 		return runMQTT(ctx, args[1:], getenv, stdout)
 	}
+	if args[0] == "search" {
+		return runSearch(ctx, args[1:], getenv, stdout)
+	}
 	if args[0] != "http" {
 		usage(stdout)
 		return fmt.Errorf("unknown benchmark %q", args[0])
