@@ -33,6 +33,9 @@ func (wr *writer) run() {
 	}()
 	for wr.more() {
 		due := wr.pace.due(wr.sent)
+		if wr.pastEnd(due) {
+			return
+		}
 		if !wr.pace.flood() {
 			if wait := due - time.Since(wr.start); wait > 0 {
 				if timer == nil {
@@ -54,7 +57,7 @@ func (wr *writer) run() {
 		}
 		wr.encode(due)
 		// Fill the buffer with whatever else may go now.
-		for wr.more() && (wr.pace.flood() || wr.pace.due(wr.sent) <= time.Since(wr.start)) && wr.w.tryAcquire() {
+		for wr.more() && (wr.pace.flood() || wr.pace.due(wr.sent) <= time.Since(wr.start)) && !wr.pastEnd(wr.pace.due(wr.sent)) && wr.w.tryAcquire() {
 			wr.encode(wr.pace.due(wr.sent))
 		}
 		if err := wr.c.flushOut(); err != nil {
@@ -62,6 +65,13 @@ func (wr *writer) run() {
 			return
 		}
 	}
+}
+
+// pastEnd reports whether a paced publish is due after the run's end: the
+// stop signal and its timer can race, and a run offers exactly its rate
+// for its duration.
+func (wr *writer) pastEnd(due time.Duration) bool {
+	return !wr.pace.flood() && wr.l.Duration > 0 && due >= wr.l.Duration
 }
 
 // more reports whether another reading should go out.
