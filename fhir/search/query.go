@@ -30,7 +30,7 @@ type Query struct {
 	// Cursor continues a previous page (opaque; from a next or previous link).
 	Cursor string
 	// Total is "accurate" (count every match), "none" (do not) or ""
-	// (the server's choice: count on the first page only).
+	// (the server's choice: only when the first page holds every match).
 	Total string
 	// Summary is "", "true", "count", "data", "text" or "false".
 	Summary string
