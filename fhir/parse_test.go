@@ -164,7 +164,7 @@ func TestParseRefusesUnsupportedTypes(t *testing.T) {
 func TestRegistryListsItsTypes(t *testing.T) {
 	r := NewRegistry()
 	got := r.Types()
-	want := []string{"Device", "Observation", "Organization", "Patient", "Practitioner"}
+	want := []string{"AuditEvent", "CareTeam", "Device", "Observation", "Organization", "Patient", "Practitioner", "PractitionerRole"}
 	if len(got) != len(want) {
 		t.Fatalf("Types() = %v, want %v", got, want)
 	}
@@ -174,7 +174,7 @@ func TestRegistryListsItsTypes(t *testing.T) {
 		}
 	}
 	got[0] = "Mutated"
-	if r.Types()[0] != "Device" {
+	if r.Types()[0] != want[0] {
 		t.Error("Types() shares its slice with the registry")
 	}
 	if r.Supports("Appointment") || r.Supports("") || r.Supports("patient") {

@@ -125,6 +125,51 @@ func builtinTypes() []typeDef {
 			},
 			syntax: map[string]primitiveSyntax{"Observation.issued": syntaxInstant},
 		},
+		{
+			name:     "PractitionerRole",
+			newModel: func() any { return new(fhirmodels.PractitionerRole) },
+			summary: []string{
+				"identifier", "active", "period", "practitioner", "organization", "code",
+				"specialty", "location", "healthcareService", "telecom", "endpoint",
+			},
+			references: map[string][]string{
+				"PractitionerRole.practitioner":      {"Practitioner"},
+				"PractitionerRole.organization":      {"Organization"},
+				"PractitionerRole.location":          {"Location"},
+				"PractitionerRole.healthcareService": {"HealthcareService"},
+				"PractitionerRole.endpoint":          {"Endpoint"},
+			},
+		},
+		{
+			name:     "CareTeam",
+			newModel: func() any { return new(fhirmodels.CareTeam) },
+			summary: []string{
+				"identifier", "status", "category", "name", "subject", "encounter",
+				"period", "participant", "managingOrganization",
+			},
+			references: map[string][]string{
+				"CareTeam.subject":                {"Patient", "Group"},
+				"CareTeam.encounter":              {"Encounter"},
+				"CareTeam.participant.member":     {"Practitioner", "PractitionerRole", "RelatedPerson", "Patient", "Organization", "CareTeam"},
+				"CareTeam.participant.onBehalfOf": {"Organization"},
+				"CareTeam.reasonReference":        {"Condition"},
+				"CareTeam.managingOrganization":   {"Organization"},
+			},
+		},
+		{
+			name:     "AuditEvent",
+			newModel: func() any { return new(fhirmodels.AuditEvent) },
+			summary: []string{
+				"type", "subtype", "action", "period", "recorded", "outcome",
+				"purposeOfEvent", "agent", "source", "entity",
+			},
+			references: map[string][]string{
+				"AuditEvent.agent.who":       {"PractitionerRole", "Practitioner", "Organization", "Device", "Patient", "RelatedPerson"},
+				"AuditEvent.agent.location":  {"Location"},
+				"AuditEvent.source.observer": {"PractitionerRole", "Practitioner", "Organization", "Device", "Patient", "RelatedPerson"},
+			},
+			syntax: map[string]primitiveSyntax{"AuditEvent.recorded": syntaxInstant},
+		},
 	}
 }
 

@@ -13,6 +13,9 @@ const (
 	genderSystem            = "http://hl7.org/fhir/administrative-gender"
 	deviceStatusSystem      = "http://hl7.org/fhir/device-status"
 	observationStatusSystem = "http://hl7.org/fhir/observation-status"
+	careTeamStatusSystem    = "http://hl7.org/fhir/care-team-status"
+	auditActionSystem       = "http://hl7.org/fhir/audit-event-action"
+	auditOutcomeSystem      = "http://hl7.org/fhir/audit-event-outcome"
 )
 
 // definitions declares every search parameter Vidda serves, per type, with
@@ -41,6 +44,7 @@ func definitions() []*Definition {
 					Targets: []string{"Practitioner", "Organization", "PractitionerRole"}, Doc: "Patient's nominated general practitioner, not the organization that manages the record",
 				},
 				{Name: "active", Kind: Token, Expression: "Patient.active", Column: "active", Doc: "Whether the patient record is active"},
+				{Name: "organization", Kind: Reference, Expression: "Patient.managingOrganization", Column: "organization", Targets: []string{"Organization"}, Doc: "The organization that is the custodian of the patient record"},
 			},
 			Compartment: func(_ any, id string) string { return id },
 		},
@@ -104,6 +108,52 @@ func definitions() []*Definition {
 			},
 			Compartment: func(m any, _ string) string { return refPatient(m.(*fm.Observation).Subject) },
 		},
+		{
+			Type: "PractitionerRole",
+			Params: []*Param{
+				identifier("PractitionerRole", "A practitioner's Identifier"),
+				{Name: "practitioner", Kind: Reference, Expression: "PractitionerRole.practitioner", Column: "practitioner", Targets: []string{"Practitioner"}, Doc: "Practitioner that is able to provide the defined services for the organization"},
+				{Name: "organization", Kind: Reference, Expression: "PractitionerRole.organization", Column: "organization", Targets: []string{"Organization"}, Doc: "The identity of the organization the practitioner represents / acts on behalf of"},
+				{Name: "role", Kind: Token, Expression: "PractitionerRole.code", Column: "role", Doc: "The practitioner can perform this role at for the organization"},
+				{Name: "active", Kind: Token, Expression: "PractitionerRole.active", Column: "active", Doc: "Whether this practitioner role record is in active use"},
+			},
+		},
+		{
+			Type: "CareTeam",
+			Params: []*Param{
+				identifier("CareTeam", "External Ids for this team"),
+				{Name: "patient", Kind: Reference, Expression: "CareTeam.subject", Column: "patient_id", Targets: []string{"Patient"}, Doc: "Who care team is for"},
+				{Name: "subject", Kind: Reference, Expression: "CareTeam.subject", Column: "subject", Targets: []string{"Patient", "Group"}, Doc: "Who care team is for"},
+				{Name: "status", Kind: Token, Expression: "CareTeam.status", Column: "status", System: careTeamStatusSystem, Doc: "proposed | active | suspended | inactive | entered-in-error"},
+				{Name: "category", Kind: Token, Expression: "CareTeam.category", Column: "category", Doc: "Type of team"},
+				{
+					Name: "participant", Kind: Reference, Expression: "CareTeam.participant.member", Column: "participant",
+					Targets: []string{"Practitioner", "PractitionerRole", "RelatedPerson", "Patient", "Organization", "CareTeam"}, Doc: "Who is involved",
+				},
+				{Name: "date", Kind: Date, Expression: "CareTeam.period", Column: "date", Doc: "Time period team covers"},
+			},
+			Compartment: func(m any, _ string) string { return refPatient(m.(*fm.CareTeam).Subject) },
+		},
+		{
+			Type: "AuditEvent",
+			Params: []*Param{
+				{Name: "date", Kind: Date, Expression: "AuditEvent.recorded", Column: "date", Doc: "Time when the event was recorded"},
+				{Name: "type", Kind: Token, Expression: "AuditEvent.type", Column: "type", Doc: "Type/identifier of event"},
+				{Name: "subtype", Kind: Token, Expression: "AuditEvent.subtype", Column: "subtype", Doc: "More specific type/id for the event"},
+				{Name: "action", Kind: Token, Expression: "AuditEvent.action", Column: "action", System: auditActionSystem, Doc: "Type of action performed during the event"},
+				{Name: "outcome", Kind: Token, Expression: "AuditEvent.outcome", Column: "outcome", System: auditOutcomeSystem, Doc: "Whether the event succeeded or failed"},
+				{
+					Name: "agent", Kind: Reference, Expression: "AuditEvent.agent.who", Column: "agent",
+					Targets: []string{"Practitioner", "PractitionerRole", "Organization", "Device", "Patient", "RelatedPerson"}, Doc: "Identifier of who",
+				},
+				{
+					Name: "entity", Kind: Reference, Expression: "AuditEvent.entity.what", Column: "entity",
+					Targets: auditEntityTypes(), Doc: "Specific instance of resource",
+				},
+				{Name: "patient", Kind: Reference, Expression: "AuditEvent.entity.what", Column: "patient_id", Targets: []string{"Patient"}, Doc: "Identifier of the patient whose data the event concerns"},
+			},
+			Compartment: auditPatient,
+		},
 	}
 }
 
@@ -111,11 +161,14 @@ func definitions() []*Definition {
 // against.
 func models() map[string]reflect.Type {
 	return map[string]reflect.Type{
-		"Patient":      reflect.TypeFor[fm.Patient](),
-		"Practitioner": reflect.TypeFor[fm.Practitioner](),
-		"Organization": reflect.TypeFor[fm.Organization](),
-		"Device":       reflect.TypeFor[fm.Device](),
-		"Observation":  reflect.TypeFor[fm.Observation](),
+		"Patient":          reflect.TypeFor[fm.Patient](),
+		"Practitioner":     reflect.TypeFor[fm.Practitioner](),
+		"Organization":     reflect.TypeFor[fm.Organization](),
+		"Device":           reflect.TypeFor[fm.Device](),
+		"Observation":      reflect.TypeFor[fm.Observation](),
+		"PractitionerRole": reflect.TypeFor[fm.PractitionerRole](),
+		"CareTeam":         reflect.TypeFor[fm.CareTeam](),
+		"AuditEvent":       reflect.TypeFor[fm.AuditEvent](),
 	}
 }
 
@@ -166,4 +219,31 @@ func refPatient(r *fm.Reference) string {
 	}
 	id, _ := refID(*r.Reference, "Patient")
 	return id
+}
+
+// auditEntityTypes are the types an AuditEvent's entity may name in a
+// search: every type vidda serves.
+func auditEntityTypes() []string {
+	return []string{
+		"Patient", "Practitioner", "PractitionerRole", "Organization", "Device",
+		"Observation", "CareTeam", "AuditEvent",
+	}
+}
+
+// auditPatient is the patient an AuditEvent is about: the first Patient its
+// entities name, else a Patient acting as agent (R4 CompartmentDefinition
+// patient: AuditEvent.patient, i.e. agent.who or entity.what).
+func auditPatient(m any, _ string) string {
+	e := m.(*fm.AuditEvent)
+	for i := range e.Entity {
+		if id := refPatient(e.Entity[i].What); id != "" {
+			return id
+		}
+	}
+	for i := range e.Agent {
+		if id := refPatient(e.Agent[i].Who); id != "" {
+			return id
+		}
+	}
+	return ""
 }
