@@ -166,6 +166,12 @@ func demoClinic() []demoResource {
 			"patient":    ref("Patient/" + patientID), "owner": ref("Organization/demo-org"),
 		}}
 	}
+	role := func(id, practitioner, code, display string) demoResource {
+		return demoResource{"PractitionerRole", id, map[string]any{
+			"active": true, "practitioner": ref("Practitioner/" + practitioner), "organization": ref("Organization/demo-org"),
+			"code": []any{map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": code, "display": display}}}},
+		}}
+	}
 	return []demoResource{
 		{"Organization", "demo-org", map[string]any{
 			"name": "Vidda Demo Home Care", "active": true,
@@ -182,6 +188,19 @@ func demoClinic() []demoResource {
 		patient("demo-patient-1", "Nilsson", "Astrid", "female", "1941-03-12", "12034112345"),
 		patient("demo-patient-2", "Hansen", "Olav", "male", "1948-09-30", "30094854321"),
 		patient("demo-patient-3", "Lind", "Karin", "female", "1956-01-07", "07015667890"),
+		// The nurse and the clinician reach the clinic's patients through
+		// their roles at the organization managing the records, and
+		// Astrid's care team names them too (internal/auth: care teams).
+		role("demo-nurse-role", "demo-nurse", "224535009", "Registered nurse"),
+		role("demo-clinician-role", "demo-clinician", "309343006", "Physician"),
+		{"CareTeam", "demo-careteam-1", map[string]any{
+			"status": "active", "name": "Astrid Nilsson's home monitoring team",
+			"subject": ref("Patient/demo-patient-1"), "managingOrganization": []any{ref("Organization/demo-org")},
+			"participant": []any{
+				map[string]any{"member": ref("Practitioner/demo-nurse")},
+				map[string]any{"member": ref("Practitioner/demo-clinician")},
+			},
+		}},
 		device("demo-cuff-1", "BPM-1001", "Blood pressure cuff", "demo-patient-1"),
 		device("demo-scale-1", "SCL-2001", "Bathroom scale", "demo-patient-1"),
 		device("demo-oximeter-2", "OXI-3001", "Pulse oximeter", "demo-patient-2"),

@@ -35,7 +35,7 @@ func (s *Store) Create(ctx context.Context, res *fhir.Resource, a Access) (*Stor
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.createRow(def, res, id, now(), a)
+	r, err := s.createRow(ctx, s.pool, def, res, id, now(), a)
 	if err != nil {
 		return nil, err
 	}
@@ -68,13 +68,13 @@ func (s *Store) Create(ctx context.Context, res *fhir.Resource, a Access) (*Stor
 // land outside the caller's compartment. Every create goes through it: the
 // group commit above, update as create, conditional create and the creates
 // of a transaction.
-func (s *Store) createRow(def *search.Definition, res *fhir.Resource, id string, at time.Time, a Access) (*row, error) {
+func (s *Store) createRow(ctx context.Context, db querier, def *search.Definition, res *fhir.Resource, id string, at time.Time, a Access) (*row, error) {
 	r, err := s.newRow(def, res, id, 1, at)
 	if err != nil {
 		return nil, err
 	}
-	if !r.inCompartment(a) {
-		return nil, fmt.Errorf("create %s: %w", res.Type, ErrOutsideCompartment)
+	if err := s.mayWrite(ctx, db, res.Type, r, a); err != nil {
+		return nil, fmt.Errorf("create %s: %w", res.Type, err)
 	}
 	return r, nil
 }

@@ -111,6 +111,7 @@ func (s *Store) fetch(ctx context.Context, typ string, w *where, a Access, limit
 			w.add("patient_id = " + w.arg(a.PatientID))
 		}
 	}
+	s.confineCare(w, typ, a)
 	w.add("NOT deleted")
 	rows, err := s.pool.Query(ctx, "SELECT id, version_id, last_updated, content FROM "+table(typ)+w.sql()+
 		" ORDER BY id LIMIT "+w.arg(limit), w.args...)

@@ -20,6 +20,7 @@ func (s *Store) LastN(ctx context.Context, q *search.Query, maxPerCode int, a Ac
 	if a.PatientID != "" {
 		w.add("patient_id = " + w.arg(a.PatientID))
 	}
+	s.confineCare(w, "Observation", a)
 	for _, f := range q.Filters {
 		w.add(filterSQL(w, f, a))
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -36,8 +37,8 @@ func (s *Store) Read(ctx context.Context, typ, id string, a Access) (*Stored, er
 	if err != nil {
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, translate(err))
 	}
-	if a.PatientID != "" && (patientID == nil || *patientID != a.PatientID) {
-		return nil, fmt.Errorf("read %s/%s: %w", typ, id, fhir.ErrNotFound)
+	if ok, err := s.mayReach(ctx, s.pool, typ, a, patientID); err != nil || !ok {
+		return nil, fmt.Errorf("read %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
 	if st.Deleted {
 		return st, fmt.Errorf("read %s/%s: %w", typ, id, fhir.ErrDeleted)
@@ -59,8 +60,8 @@ func (s *Store) VRead(ctx context.Context, typ, id string, vid int64, a Access) 
 	if err != nil {
 		return nil, fmt.Errorf("vread %s/%s/_history/%d: %w", typ, id, vid, translate(err))
 	}
-	if a.PatientID != "" && (patientID == nil || *patientID != a.PatientID) {
-		return nil, fmt.Errorf("vread %s/%s: %w", typ, id, fhir.ErrNotFound)
+	if ok, err := s.mayReach(ctx, s.pool, typ, a, patientID); err != nil || !ok {
+		return nil, fmt.Errorf("vread %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
 	if st.Deleted {
 		return st, fmt.Errorf("vread %s/%s/_history/%d: %w", typ, id, vid, fhir.ErrDeleted)
@@ -101,6 +102,9 @@ func (s *Store) History(ctx context.Context, typ, id string, opts HistoryOptions
 	}
 	if a.PatientID != "" {
 		where = append(where, "patient_id = "+arg(a.PatientID))
+	}
+	if a.CareOf != "" && s.inPatientCompartment(typ) {
+		where = append(where, "patient_id IN (SELECT patient_id FROM care_access WHERE practitioner = "+arg(a.CareOf)+")")
 	}
 	if !opts.Since.IsZero() {
 		where = append(where, "last_updated >= "+arg(opts.Since))

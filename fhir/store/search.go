@@ -32,7 +32,7 @@ func (s *Store) Search(ctx context.Context, q *search.Query, a Access) (*Page, e
 	if _, err := s.definition(q.Type); err != nil {
 		return nil, err
 	}
-	page, err := searchIn(ctx, s.pool, q, a)
+	page, err := s.searchIn(ctx, s.pool, q, a)
 	if err != nil {
 		return nil, err
 	}
@@ -44,12 +44,13 @@ func (s *Store) Search(ctx context.Context, q *search.Query, a Access) (*Page, e
 	return page, nil
 }
 
-func searchIn(ctx context.Context, db querier, q *search.Query, a Access) (*Page, error) {
+func (s *Store) searchIn(ctx context.Context, db querier, q *search.Query, a Access) (*Page, error) {
 	w := &where{}
 	w.add("NOT deleted")
 	if a.PatientID != "" {
 		w.add("patient_id = " + w.arg(a.PatientID))
 	}
+	s.confineCare(w, q.Type, a)
 	for _, f := range q.Filters {
 		w.add(filterSQL(w, f, a))
 	}

@@ -55,6 +55,11 @@ type Access struct {
 	// compartment: other resources are not found, and writes outside it
 	// fail with ErrOutsideCompartment.
 	PatientID string
+	// CareOf, when set ("Practitioner/<id>"), confines resources of the
+	// types in the patient compartment to the compartments of the patients
+	// that practitioner cares for (see care.go): others are not found, and
+	// writes into other compartments fail with ErrOutsideCompartment.
+	CareOf string
 }
 
 // Stored is one version of a resource as the store holds it.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -387,7 +388,7 @@ func (t *txn) creates(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r, err := t.s.createRow(def, res, t.ids[i], t.at, e.Access)
+		r, err := t.s.createRow(ctx, t.tx, def, res, t.ids[i], t.at, e.Access)
 		if err != nil {
 			return e.fail(err)
 		}
@@ -444,13 +445,13 @@ func (t *txn) reads(ctx context.Context) error {
 		e := &t.entries[i]
 		switch e.Op {
 		case OpRead:
-			st, err := readIn(ctx, t.tx, e.Type, e.ID, e.Access)
+			st, err := t.s.readIn(ctx, t.tx, e.Type, e.ID, e.Access)
 			if err != nil {
 				return e.fail(err)
 			}
 			t.results[i] = Result{Stored: st}
 		case OpSearch:
-			page, err := searchIn(ctx, t.tx, e.Query, e.Access)
+			page, err := t.s.searchIn(ctx, t.tx, e.Query, e.Access)
 			if err != nil {
 				return e.fail(err)
 			}
@@ -462,7 +463,7 @@ func (t *txn) reads(ctx context.Context) error {
 }
 
 // readIn is Read inside a transaction.
-func readIn(ctx context.Context, db querier, typ, id string, a Access) (*Stored, error) {
+func (s *Store) readIn(ctx context.Context, db querier, typ, id string, a Access) (*Stored, error) {
 	st := &Stored{Type: typ, ID: id}
 	var patientID *string
 	err := db.QueryRow(ctx, "SELECT version_id, last_updated, deleted, patient_id, content FROM "+table(typ)+" WHERE id = $1", id).
@@ -470,8 +471,8 @@ func readIn(ctx context.Context, db querier, typ, id string, a Access) (*Stored,
 	if err != nil {
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, translate(err))
 	}
-	if a.PatientID != "" && (patientID == nil || *patientID != a.PatientID) {
-		return nil, fmt.Errorf("read %s/%s: %w", typ, id, fhir.ErrNotFound)
+	if ok, err := s.mayReach(ctx, db, typ, a, patientID); err != nil || !ok {
+		return nil, fmt.Errorf("read %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
 	if st.Deleted {
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, fhir.ErrDeleted)
@@ -536,7 +537,7 @@ func (t *txn) resolve(ctx context.Context, e *Entry, ref string) (string, error)
 		return "", fmt.Errorf("conditional reference %q: %w", ref, err)
 	}
 	q.Count, q.Cursor = 2, ""
-	page, err := searchIn(ctx, t.tx, q, e.Access)
+	page, err := t.s.searchIn(ctx, t.tx, q, e.Access)
 	if err != nil {
 		return "", err
 	}

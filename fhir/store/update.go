@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,10 +55,6 @@ func lockCurrent(ctx context.Context, tx pgx.Tx, typ, id string) (*current, erro
 	return &c, nil
 }
 
-func (c *current) visible(a Access) bool {
-	return a.PatientID == "" || (c.patientID != nil && *c.patientID == a.PatientID)
-}
-
 // Update stores res as the new version of id (FHIR update). ifMatch, when
 // not zero, is the version the client last saw (If-Match): a different
 // current version fails with fhir.ErrPreconditionFailed. Updating an id that
@@ -85,7 +82,7 @@ func (s *Store) updateIn(ctx context.Context, tx pgx.Tx, def *search.Definition,
 		if ifMatch != 0 {
 			return nil, false, fmt.Errorf("update %s/%s: If-Match on a resource that does not exist: %w", res.Type, id, fhir.ErrPreconditionFailed)
 		}
-		r, err := s.createRow(def, res, id, at, a)
+		r, err := s.createRow(ctx, tx, def, res, id, at, a)
 		if err != nil {
 			return nil, false, err
 		}
@@ -96,8 +93,8 @@ func (s *Store) updateIn(ctx context.Context, tx pgx.Tx, def *search.Definition,
 	case err != nil:
 		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, err)
 	}
-	if !cur.visible(a) {
-		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, fhir.ErrNotFound)
+	if ok, err := s.mayReach(ctx, tx, res.Type, a, cur.patientID); err != nil || !ok {
+		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, cmp.Or(err, fhir.ErrNotFound))
 	}
 	if ifMatch != 0 && ifMatch != cur.version {
 		return nil, false, fmt.Errorf("update %s/%s: version %d is current, not %d: %w", res.Type, id, cur.version, ifMatch, fhir.ErrPreconditionFailed)
@@ -106,8 +103,8 @@ func (s *Store) updateIn(ctx context.Context, tx pgx.Tx, def *search.Definition,
 	if err != nil {
 		return nil, false, err
 	}
-	if !r.inCompartment(a) {
-		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, ErrOutsideCompartment)
+	if err := s.mayWrite(ctx, tx, res.Type, r, a); err != nil {
+		return nil, false, fmt.Errorf("update %s/%s: %w", res.Type, id, err)
 	}
 	if err := archive(ctx, tx, res.Type, id); err != nil {
 		return nil, false, err
@@ -159,8 +156,8 @@ func (s *Store) deleteIn(ctx context.Context, tx pgx.Tx, typ, id string, at time
 	if err != nil {
 		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, err)
 	}
-	if !cur.visible(a) {
-		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, fhir.ErrNotFound)
+	if ok, err := s.mayReach(ctx, tx, typ, a, cur.patientID); err != nil || !ok {
+		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
 	if cur.deleted {
 		return &Stored{Type: typ, ID: id, VersionID: cur.version, Deleted: true}, nil
@@ -217,7 +214,7 @@ func (s *Store) createIfNoneExistIn(ctx context.Context, tx pgx.Tx, def *search.
 	if err != nil {
 		return nil, false, err
 	}
-	r, err := s.createRow(def, res, id, at, a)
+	r, err := s.createRow(ctx, tx, def, res, id, at, a)
 	if err != nil {
 		return nil, false, err
 	}
@@ -248,7 +245,7 @@ func (s *Store) matchCondition(ctx context.Context, tx pgx.Tx, typ string, condi
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", typ+"?"+condition.Encode()); err != nil {
 		return nil, fmt.Errorf("conditional %s: %w", typ, translate(err))
 	}
-	page, err := searchIn(ctx, tx, q, a)
+	page, err := s.searchIn(ctx, tx, q, a)
 	if err != nil {
 		return nil, err
 	}

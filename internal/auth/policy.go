@@ -37,6 +37,13 @@ type Decision struct {
 	// and a write must leave the resource inside it. The caller MUST
 	// honour it.
 	PatientID string
+	// CareOf, when not empty ("Practitioner/<id>"), restricts resources of
+	// the types in the patient compartment to the compartments of the
+	// patients that practitioner cares for (CareTeam membership, or a
+	// PractitionerRole at the Organization managing the patient). The
+	// caller MUST honour it; types outside the compartment are not
+	// restricted by it.
+	CareOf string
 }
 
 // Decide is vidda's one policy: it rules whether p may perform a, and on
@@ -56,6 +63,11 @@ func Decide(p *Principal, a Action) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
+	if a.ResourceType == auditType {
+		if err := decideAudit(p, need); err != nil {
+			return Decision{}, err
+		}
+	}
 	row := rowFor(p.Role)
 	best := deny
 	for _, sc := range p.Scopes {
@@ -66,6 +78,15 @@ func Decide(p *Principal, a Action) (Decision, error) {
 	switch best {
 	case unrestricted:
 		return Decision{}, nil
+	case careTeam:
+		// A staff token without a practitioner is an operator's token
+		// (vidda token, which needs the database anyway): clinic-wide.
+		// Creating a Patient is not bound to a care team: the new patient
+		// has none yet.
+		if p.PractitionerID == "" || (a.Interaction == InteractionCreate && a.ResourceType == "Patient") {
+			return Decision{}, nil
+		}
+		return Decision{CareOf: "Practitioner/" + p.PractitionerID}, nil
 	case patientCompartment:
 		if p.PatientID == "" {
 			return Decision{}, fmt.Errorf("%w: no patient in context", ErrForbidden)
@@ -109,6 +130,9 @@ const (
 	deny limit = iota
 	// patientCompartment: only inside the principal's patient compartment.
 	patientCompartment
+	// careTeam: the compartments of the patients the principal's
+	// practitioner cares for, and every resource outside the compartment.
+	careTeam
 	// unrestricted: wherever the scope's type and permissions reach.
 	unrestricted
 )
@@ -135,15 +159,12 @@ func (r policyRow) limitFor(c ScopeContext) limit {
 //
 //	role       patient/ scopes      user/ scopes    system/ scopes
 //	patient    own compartment      -               -
-//	nurse      launch compartment   unrestricted*   -
-//	clinician  launch compartment   unrestricted*   -
+//	nurse      launch compartment   care team       -
+//	clinician  launch compartment   care team       -
 //	admin      launch compartment   unrestricted    -
 //	system     -                    -               unrestricted
 //
-// (*) Extension point for care teams: nurse and clinician user/ grants will
-// become a careTeam limit, and Decide will resolve it into a Decision that
-// restricts the interaction to the patients of p.PractitionerID's care
-// teams. Only these two cells and one case in Decide change.
+// AuditEvents are outside the table: see decideAudit.
 //
 // An unknown role grants nothing.
 func rowFor(r Role) policyRow {
@@ -151,9 +172,9 @@ func rowFor(r Role) policyRow {
 	case RolePatient:
 		return policyRow{patient: patientCompartment, user: deny, system: deny}
 	case RoleNurse:
-		return policyRow{patient: patientCompartment, user: unrestricted, system: deny}
+		return policyRow{patient: patientCompartment, user: careTeam, system: deny}
 	case RoleClinician:
-		return policyRow{patient: patientCompartment, user: unrestricted, system: deny}
+		return policyRow{patient: patientCompartment, user: careTeam, system: deny}
 	case RoleAdmin:
 		return policyRow{patient: patientCompartment, user: unrestricted, system: deny}
 	case RoleSystem:
@@ -167,4 +188,20 @@ func typeName(t string) string {
 		return "all types"
 	}
 	return truncate(t)
+}
+
+// auditType is the resource type of the audit trail.
+const auditType = "AuditEvent"
+
+// decideAudit rules on AuditEvents before the scopes do: vidda writes them
+// itself and nobody changes them through the API, and only admins and
+// system clients (with a scope that grants it) read them.
+func decideAudit(p *Principal, need Perms) error {
+	if need&(PermCreate|PermUpdate|PermDelete) != 0 {
+		return fmt.Errorf("%w: AuditEvents are written by vidda only", ErrForbidden)
+	}
+	if p.Role != RoleAdmin && p.Role != RoleSystem {
+		return fmt.Errorf("%w: only admins read AuditEvents", ErrForbidden)
+	}
+	return nil
 }

@@ -178,3 +178,53 @@ func withArticle(r Role) string {
 	}
 	return "a " + string(r)
 }
+
+func TestCareTeamsBoundStaffWithAPractitioner(t *testing.T) {
+	obs := Action{Interaction: InteractionSearch, ResourceType: "Observation", InPatientCompartment: true}
+	tests := []struct {
+		name         string
+		role         Role
+		practitioner string
+		action       Action
+		wantCareOf   string
+	}{
+		{"a nurse acting as a practitioner reaches that practitioner's care teams", RoleNurse, "n1", obs, "Practitioner/n1"},
+		{"a clinician acting as a practitioner reaches that practitioner's care teams", RoleClinician, "c1", obs, "Practitioner/c1"},
+		{"an operator's nurse token without a practitioner is clinic-wide", RoleNurse, "", obs, ""},
+		{"an admin is never bound to a care team", RoleAdmin, "a1", obs, ""},
+		{"creating a patient is not bound to a care team", RoleNurse, "n1", Action{Interaction: InteractionCreate, ResourceType: "Patient", InPatientCompartment: true}, ""},
+		{"updating a patient is", RoleNurse, "n1", Action{Interaction: InteractionUpdate, ResourceType: "Patient", InPatientCompartment: true}, "Practitioner/n1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := principal(t, tt.role, "")
+			p.PractitionerID = tt.practitioner
+			d, err := Decide(p, tt.action)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.CareOf != tt.wantCareOf || d.PatientID != "" {
+				t.Errorf("Decision = %+v, want CareOf %q", d, tt.wantCareOf)
+			}
+		})
+	}
+}
+
+func TestAuditEventsAreReadByAdminsAndWrittenByNobody(t *testing.T) {
+	for _, role := range []Role{RolePatient, RoleNurse, RoleClinician, RoleAdmin, RoleSystem} {
+		p := principal(t, role, "p1", "patient/*.*", "user/*.*", "system/*.*")
+		for _, i := range allInteractions() {
+			read := i == InteractionRead || i == InteractionVRead || i == InteractionSearch || i == InteractionHistory
+			allow := read && (role == RoleAdmin || role == RoleSystem)
+			t.Run(fmt.Sprintf("%s %s AuditEvent: %v", withArticle(role), i, allow), func(t *testing.T) {
+				_, err := Decide(p, Action{Interaction: i, ResourceType: "AuditEvent", InPatientCompartment: true})
+				if allow != (err == nil) {
+					t.Fatalf("got %v", err)
+				}
+				if err != nil && !errors.Is(err, ErrForbidden) {
+					t.Fatalf("got %v, want ErrForbidden", err)
+				}
+			})
+		}
+	}
+}

@@ -31,7 +31,7 @@ func (s *Server) authorize(c *fiber.Ctx, interaction auth.Interaction, typ strin
 	if err != nil {
 		return store.Access{}, fmt.Errorf("%s %s: %w", interaction, typ, err)
 	}
-	return store.Access{PatientID: d.PatientID}, nil
+	return store.Access{PatientID: d.PatientID, CareOf: d.CareOf}, nil
 }
 
 // params copies the route parameters out of fasthttp's reused buffers.
