@@ -536,7 +536,7 @@ func (t *txn) resolve(ctx context.Context, e *Entry, ref string) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("conditional reference %q: %w", ref, err)
 	}
-	q.Count, q.Cursor = 2, ""
+	q.Count, q.Cursor, q.Total = 2, "", "none"
 	page, err := t.s.searchIn(ctx, t.tx, q, e.Access)
 	if err != nil {
 		return "", err

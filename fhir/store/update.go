@@ -241,7 +241,7 @@ func (s *Store) matchCondition(ctx context.Context, tx pgx.Tx, typ string, condi
 			Diagnostics: "the condition of a conditional create or update (If-None-Exist, PUT Type?search) needs at least one search parameter",
 		}}}
 	}
-	q.Count, q.Cursor = 2, ""
+	q.Count, q.Cursor, q.Total = 2, "", "none"
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", typ+"?"+condition.Encode()); err != nil {
 		return nil, fmt.Errorf("conditional %s: %w", typ, translate(err))
 	}
