@@ -203,7 +203,7 @@ func insertRows(ctx context.Context, tx querier, def *search.Definition, rows []
 }
 
 func (r *row) stored(typ string) *Stored {
-	return &Stored{Type: typ, ID: r.id, VersionID: r.version, LastUpdated: r.lastUpdated, Content: r.content}
+	return &Stored{Type: typ, ID: r.id, VersionID: r.version, LastUpdated: r.lastUpdated, Content: r.content, PatientID: patientOf(r.patientID)}
 }
 
 // translate maps pgx errors to the store's meaning. Only this package sees

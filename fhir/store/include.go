@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/vidda/vidda/fhir/search"
 )
 
@@ -113,7 +115,7 @@ func (s *Store) fetch(ctx context.Context, typ string, w *where, a Access, limit
 	}
 	s.confineCare(w, typ, a)
 	w.add("NOT deleted")
-	rows, err := s.pool.Query(ctx, "SELECT id, version_id, last_updated, content FROM "+table(typ)+w.sql()+
+	rows, err := s.pool.Query(ctx, "SELECT id, version_id, last_updated, patient_id, content FROM "+table(typ)+w.sql()+
 		" ORDER BY id LIMIT "+w.arg(limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", typ, translate(err))
@@ -122,9 +124,11 @@ func (s *Store) fetch(ctx context.Context, typ string, w *where, a Access, limit
 	var out []Stored
 	for rows.Next() {
 		st := Stored{Type: typ}
-		if err := rows.Scan(&st.ID, &st.VersionID, &st.LastUpdated, &st.Content); err != nil {
+		var pid pgtype.Text
+		if err := rows.Scan(&st.ID, &st.VersionID, &st.LastUpdated, &pid, &st.Content); err != nil {
 			return nil, fmt.Errorf("fetch %s: %w", typ, err)
 		}
+		st.PatientID = pid.String
 		out = append(out, st)
 	}
 	if err := rows.Err(); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/vidda/vidda/fhir/search"
 )
 
@@ -32,8 +34,8 @@ func (s *Store) LastN(ctx context.Context, q *search.Query, maxPerCode int, a Ac
   SELECT (SELECT code[1] FROM observation` + cond + ` AND code[1] > codes.c ORDER BY code[1] LIMIT 1)
   FROM codes WHERE codes.c IS NOT NULL
 )
-SELECT o.id, o.version_id, o.last_updated, o.content FROM codes CROSS JOIN LATERAL (
-  SELECT id, version_id, last_updated, content FROM observation` + cond + ` AND code[1] = codes.c
+SELECT o.id, o.version_id, o.last_updated, o.patient_id, o.content FROM codes CROSS JOIN LATERAL (
+  SELECT id, version_id, last_updated, patient_id, content FROM observation` + cond + ` AND code[1] = codes.c
   ORDER BY date_start DESC, id DESC LIMIT ` + limit + `
 ) o WHERE codes.c IS NOT NULL`
 	rows, err := s.pool.Query(ctx, sql, w.args...)
@@ -44,9 +46,11 @@ SELECT o.id, o.version_id, o.last_updated, o.content FROM codes CROSS JOIN LATER
 	var out []Stored
 	for rows.Next() {
 		st := Stored{Type: "Observation"}
-		if err := rows.Scan(&st.ID, &st.VersionID, &st.LastUpdated, &st.Content); err != nil {
+		var pid pgtype.Text
+		if err := rows.Scan(&st.ID, &st.VersionID, &st.LastUpdated, &pid, &st.Content); err != nil {
 			return nil, fmt.Errorf("lastn: %w", err)
 		}
+		st.PatientID = pid.String
 		out = append(out, st)
 	}
 	if err := rows.Err(); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/vidda/vidda/fhir"
 )
@@ -40,6 +41,7 @@ func (s *Store) Read(ctx context.Context, typ, id string, a Access) (*Stored, er
 	if ok, err := s.mayReach(ctx, s.pool, typ, a, patientID); err != nil || !ok {
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
+	st.PatientID = patientOf(patientID)
 	if st.Deleted {
 		return st, fmt.Errorf("read %s/%s: %w", typ, id, fhir.ErrDeleted)
 	}
@@ -63,6 +65,7 @@ func (s *Store) VRead(ctx context.Context, typ, id string, vid int64, a Access) 
 	if ok, err := s.mayReach(ctx, s.pool, typ, a, patientID); err != nil || !ok {
 		return nil, fmt.Errorf("vread %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
+	st.PatientID = patientOf(patientID)
 	if st.Deleted {
 		return st, fmt.Errorf("vread %s/%s/_history/%d: %w", typ, id, vid, fhir.ErrDeleted)
 	}
@@ -121,7 +124,7 @@ func (s *Store) History(ctx context.Context, typ, id string, opts HistoryOptions
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	t := table(typ)
-	sql := "SELECT id, version_id, last_updated, deleted, content FROM (" +
+	sql := "SELECT id, version_id, last_updated, deleted, patient_id, content FROM (" +
 		"SELECT id, version_id, last_updated, deleted, patient_id, content FROM " + t +
 		" UNION ALL SELECT id, version_id, last_updated, deleted, patient_id, content FROM " + t + "_history) v" + cond +
 		" ORDER BY last_updated DESC, id DESC, version_id DESC LIMIT " + arg(opts.Count+1)
@@ -132,9 +135,11 @@ func (s *Store) History(ctx context.Context, typ, id string, opts HistoryOptions
 	page := &HistoryPage{}
 	for rows.Next() {
 		st := Stored{Type: typ}
-		if err := rows.Scan(&st.ID, &st.VersionID, &st.LastUpdated, &st.Deleted, &st.Content); err != nil {
+		var pid pgtype.Text
+		if err := rows.Scan(&st.ID, &st.VersionID, &st.LastUpdated, &st.Deleted, &pid, &st.Content); err != nil {
 			return nil, fmt.Errorf("history %s: %w", typ, err)
 		}
+		st.PatientID = pid.String
 		page.Entries = append(page.Entries, st)
 	}
 	if err := rows.Err(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/vidda/vidda/fhir/search"
 )
 
@@ -74,7 +76,7 @@ func (s *Store) searchIn(ctx context.Context, db querier, q *search.Query, a Acc
 		back = c.back
 		w.add(order.after(w, c, back))
 	}
-	sql := "SELECT id, version_id, last_updated, content" + order.selectKeys() + " FROM " + t + w.sql() +
+	sql := "SELECT id, version_id, last_updated, patient_id, content" + order.selectKeys() + " FROM " + t + w.sql() +
 		" ORDER BY " + order.orderBy(back) + " LIMIT " + w.arg(q.Count+1)
 	rows, err := db.Query(ctx, sql, w.args...)
 	if err != nil {
@@ -85,13 +87,15 @@ func (s *Store) searchIn(ctx context.Context, db querier, q *search.Query, a Acc
 	for rows.Next() {
 		st := Stored{Type: q.Type}
 		k := make([]*string, len(order.keys))
-		dest := []any{&st.ID, &st.VersionID, &st.LastUpdated, &st.Content}
+		var pid pgtype.Text
+		dest := []any{&st.ID, &st.VersionID, &st.LastUpdated, &pid, &st.Content}
 		for i := range k {
 			dest = append(dest, &k[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("search %s: %w", q.Type, err)
 		}
+		st.PatientID = pid.String
 		page.Entries = append(page.Entries, st)
 		keys = append(keys, k)
 	}

@@ -71,6 +71,17 @@ type Stored struct {
 	Deleted     bool
 	// Content is the stored JSON; nil for a deletion.
 	Content []byte
+	// PatientID is the patient whose compartment the resource is in
+	// (patient_id), "" for none; the audit trail records it.
+	PatientID string
+}
+
+// patientOf is a patient_id column value as Stored.PatientID.
+func patientOf(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // Store reads and writes FHIR resources in PostgreSQL.

@@ -474,6 +474,7 @@ func (s *Store) readIn(ctx context.Context, db querier, typ, id string, a Access
 	if ok, err := s.mayReach(ctx, db, typ, a, patientID); err != nil || !ok {
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
+	st.PatientID = patientOf(patientID)
 	if st.Deleted {
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, fhir.ErrDeleted)
 	}

@@ -160,7 +160,7 @@ func (s *Store) deleteIn(ctx context.Context, tx pgx.Tx, typ, id string, at time
 		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
 	if cur.deleted {
-		return &Stored{Type: typ, ID: id, VersionID: cur.version, Deleted: true}, nil
+		return &Stored{Type: typ, ID: id, VersionID: cur.version, Deleted: true, PatientID: patientOf(cur.patientID)}, nil
 	}
 	if typ == "Patient" {
 		if err := s.checkCompartmentEmpty(ctx, tx, id); err != nil {
@@ -174,7 +174,7 @@ func (s *Store) deleteIn(ctx context.Context, tx pgx.Tx, typ, id string, at time
 		cur.version+1, at, id); err != nil {
 		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, translate(err))
 	}
-	return &Stored{Type: typ, ID: id, VersionID: cur.version + 1, LastUpdated: at, Deleted: true}, nil
+	return &Stored{Type: typ, ID: id, VersionID: cur.version + 1, LastUpdated: at, Deleted: true, PatientID: patientOf(cur.patientID)}, nil
 }
 
 // CreateIfNoneExist is FHIR conditional create: when the search in
