@@ -7,9 +7,16 @@ import (
 	"unicode/utf8"
 )
 
-// maxDepth bounds nesting so that hostile input cannot grow the stack without
-// limit. Real resources (extensions in extensions, Questionnaire items) stay
-// far below it.
+// MaxDepth is how deeply objects and arrays may nest in a body Parse
+// accepts, the resource itself being level 1. Real resources stay far
+// below it: an extension inside an extension costs two levels, a nested
+// Questionnaire item two, a contained resource two. Deeper input is refused
+// with a 400 before it costs a walk (OWASP API4:2023, unrestricted resource
+// consumption).
+const MaxDepth = 64
+
+// maxDepth bounds nesting for every document the scanner reads, stored ones
+// included, so that hostile input cannot grow the stack without limit.
 const maxDepth = 200
 
 // jsonKind is the JSON type of a value.
@@ -107,6 +114,10 @@ func unescape(content []byte) string {
 // errSyntax is wrapped by every scanner error.
 var errSyntax = errors.New("invalid JSON")
 
+// errTooDeep is wrapped, beside errSyntax, by the error of input nested
+// deeper than the scanner's limit.
+var errTooDeep = errors.New("too deeply nested")
+
 // scanner is a strict RFC 8259 reader that also refuses what PostgreSQL's
 // jsonb cannot store (invalid UTF-8, \u0000, unpaired surrogates), because a
 // body accepted here must be storable as sent.
@@ -114,6 +125,7 @@ type scanner struct {
 	data   []byte
 	pos    int
 	depth  int
+	limit  int  // deepest nesting allowed; 0 means maxDepth
 	spaced bool // whitespace was skipped since the flag was last cleared
 }
 
@@ -187,8 +199,12 @@ func (s *scanner) literal(word string, kind jsonKind) (jsonNode, error) {
 
 func (s *scanner) enter() error {
 	s.depth++
-	if s.depth > maxDepth {
-		return s.fail("nested deeper than %d levels", maxDepth)
+	limit := s.limit
+	if limit <= 0 || limit > maxDepth {
+		limit = maxDepth
+	}
+	if s.depth > limit {
+		return fmt.Errorf("%w at offset %d: %w: nested deeper than %d levels", errSyntax, s.pos, errTooDeep, limit)
 	}
 	return nil
 }
@@ -426,7 +442,12 @@ func (s *scanner) digits() int {
 
 // parseTree reads a whole document into a tree.
 func parseTree(data []byte) (jsonNode, error) {
-	s := scanner{data: data}
+	return parseTreeLimit(data, maxDepth)
+}
+
+// parseTreeLimit is parseTree allowing at most limit levels of nesting.
+func parseTreeLimit(data []byte, limit int) (jsonNode, error) {
+	s := scanner{data: data, limit: limit}
 	n, err := s.value()
 	if err != nil {
 		return jsonNode{}, err

@@ -3,6 +3,7 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -31,6 +32,9 @@ type Resource struct {
 // rule (missing required elements, references to types the element does not
 // allow, codes outside a required value set).
 //
+// A body nested deeper than MaxDepth is refused before anything else is
+// checked.
+//
 // Parse checks what the model types can tell — elements, JSON types,
 // cardinality 1.., required value sets — plus the lexical form of ids,
 // dates, date-times, instants, times, integers and references, and the
@@ -42,7 +46,11 @@ func (r *Registry) Parse(typ string, body []byte) (*Resource, error) {
 	if typ != "" && !r.Supports(typ) {
 		return nil, fmt.Errorf("parse %q: %w", typ, ErrUnsupportedType)
 	}
-	root, err := parseTree(body)
+	root, err := parseTreeLimit(body, MaxDepth)
+	if errors.Is(err, errTooDeep) {
+		return nil, malformed(SeverityFatal, fmt.Sprintf(
+			"body is too deeply nested: objects and arrays may nest at most %d levels", MaxDepth))
+	}
 	if err != nil {
 		return nil, malformed(SeverityFatal, "body is not valid JSON: "+err.Error())
 	}
