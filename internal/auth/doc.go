@@ -12,8 +12,14 @@
 // Action into a Decision (or ErrForbidden). A non-empty Decision.PatientID
 // binds the interaction to that patient's compartment; the store enforces it.
 //
-// Sessions, users, OIDC login and audit belong here too, later.
+// An OIDCVerifier also accepts access tokens of an external OpenID Connect
+// provider, mapping their claims to the same Principal; an IssuerRouter
+// sends each token to the verifier of its issuer, so the HTTP edge sees one
+// verifier. Package oidctest runs a stand-in provider for tests.
 //
-// It imports internal/db, pgx, golang-jwt and google/uuid only; nothing in it knows about
-// HTTP or FHIR resources beyond their type names.
+// Sessions, users and audit belong here too, later.
+//
+// It imports internal/db, pgx, golang-jwt, keyfunc/jwkset (the provider's
+// JWKS), x/time/rate and google/uuid only; nothing in it knows about HTTP
+// servers or FHIR resources beyond their type names.
 package auth

@@ -21,4 +21,7 @@ type Principal struct {
 	TokenID string
 	// ExpiresAt is when the token stops being accepted (before leeway).
 	ExpiresAt time.Time
+	// Issuer is the external identity provider that vouched for the
+	// principal (an OIDCConfig.Issuer); "" for vidda's own tokens.
+	Issuer string
 }

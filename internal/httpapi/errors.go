@@ -69,6 +69,8 @@ func (s *Server) classify(c *fiber.Ctx, err error) (int, []fhir.Issue) {
 		return eerr.status, issue(eerr.code, eerr.msg)
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return 401, issue("login", err.Error())
+	case errors.Is(err, auth.ErrUnavailable):
+		return 503, issue("transient", err.Error()+", retry")
 	case errors.Is(err, auth.ErrForbidden), errors.Is(err, store.ErrOutsideCompartment):
 		return 403, issue("forbidden", "not allowed: "+err.Error())
 	case errors.Is(err, fhir.ErrUnsupportedType):
