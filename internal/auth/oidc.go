@@ -102,29 +102,44 @@ func (v *OIDCVerifier) Ready() <-chan struct{} { return v.ready }
 // provider cannot be reached, then keeps the keys fresh until ctx ends. It
 // returns nil when ctx ends.
 func (v *OIDCVerifier) Run(ctx context.Context) error {
-	wait := discoveryRetryMin
-	for {
-		jwksURI, err := v.discover(ctx)
-		if err == nil {
-			err = v.startKeys(ctx, jwksURI)
-		}
+	for wait := discoveryRetryMin; ; wait = min(2*wait, discoveryRetryMax) {
+		err := v.load(ctx)
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil {
+		if v.stoppedWhileWaiting(ctx, err, wait) {
 			return nil
 		}
-		v.log.WarnContext(ctx, "oidc: discovery failed, retrying", "issuer", v.cfg.Issuer, "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, discoveryRetryMax)
 	}
 	v.log.InfoContext(ctx, "oidc: provider keys loaded", "issuer", v.cfg.Issuer)
 	<-ctx.Done()
 	return nil
+}
+
+// load performs discovery and builds the key cache.
+func (v *OIDCVerifier) load(ctx context.Context) error {
+	jwksURI, err := v.discover(ctx)
+	if err != nil {
+		return err
+	}
+	return v.startKeys(ctx, jwksURI)
+}
+
+// stoppedWhileWaiting logs a failed load and waits before the next try; it
+// reports whether ctx ended first.
+func (v *OIDCVerifier) stoppedWhileWaiting(ctx context.Context, err error, wait time.Duration) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	v.log.WarnContext(ctx, "oidc: discovery failed, retrying", "issuer", v.cfg.Issuer, "err", err, "retry_in", wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // discover reads the provider's discovery document and returns its jwks_uri.
