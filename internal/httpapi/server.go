@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -34,6 +36,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is reported in the CapabilityStatement.
 	Version string
+	// TLSCertFile and TLSKeyFile are PEM files (VIDDA_TLS_CERT,
+	// VIDDA_TLS_KEY); with both set the server speaks HTTPS only, TLS 1.2
+	// or later.
+	TLSCertFile, TLSKeyFile string
 }
 
 // DefaultConfig returns the settings used unless told otherwise.
@@ -60,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.BodyLimit < 1024 {
 		return fmt.Errorf("VIDDA_HTTP_BODY_LIMIT: %d bytes is too small", c.BodyLimit)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("VIDDA_TLS_CERT and VIDDA_TLS_KEY must be set together")
 	}
 	return nil
 }
@@ -99,15 +108,23 @@ type Server struct {
 	base    string
 	metrics *httpMetrics
 	capJSON []byte
+	tls     *tls.Config // nil: plain HTTP
+	hsts    bool        // send Strict-Transport-Security
 }
 
 // New builds the server and its routes.
 func New(deps Deps, cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: log, base: cfg.BaseURL}
 	if s.base == "" {
-		s.base = "http://" + cfg.Addr
+		s.base = cfg.Scheme() + "://" + cfg.Addr
 	}
 	var err error
+	if cfg.TLS() {
+		if s.tls, err = loadTLS(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	s.hsts = cfg.TLS() || strings.HasPrefix(s.base, "https://")
 	if s.capJSON, err = capabilityStatement(deps.Types, deps.Params, s.base+"/fhir", cfg.Version); err != nil {
 		return nil, err
 	}
@@ -125,6 +142,7 @@ func New(deps Deps, cfg Config, log *slog.Logger) (*Server, error) {
 	})
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.app.Use(s.requestContext)
+	s.app.Use(s.securityHeaders)
 	s.routes()
 	return s, nil
 }
@@ -135,6 +153,7 @@ func (s *Server) Handler() *fiber.App { return s.app }
 // Run serves on ln until ctx ends, then drains in-flight requests.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
+	ln = s.wrapTLS(ln)
 	go func() { errc <- s.app.Listener(ln) }()
 	select {
 	case err := <-errc:
