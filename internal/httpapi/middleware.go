@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -69,7 +70,8 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	route := c.Route().Path
 	elapsed := time.Since(start)
-	method := c.Method()
+	// A metric keeps its label values: not fasthttp's reused buffer.
+	method := strings.Clone(c.Method())
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 	s.log.DebugContext(ctx, "http request", "request_id", rid, "method", method, "route", route,
