@@ -34,6 +34,9 @@ const (
 	// KindAdminQuery is an admin's look at what the server holds outside
 	// FHIR: /admin/deadletters, /metrics.
 	KindAdminQuery
+	// KindAdminChange is any other admin request outside FHIR: user
+	// administration under /admin.
+	KindAdminChange
 	KindLogin
 	KindLogout
 	KindLoginFailed
@@ -119,6 +122,8 @@ func (k Kind) info() kindInfo {
 		return kindInfo{"operation", query, interaction("operation"), 'E'}
 	case KindAdminQuery:
 		return kindInfo{"admin-query", query, coding{}, 'E'}
+	case KindAdminChange:
+		return kindInfo{"admin-change", securityAttrs, coding{}, 'E'}
 	case KindLogin:
 		return kindInfo{"login", userAuth, dicom("110122", "Login"), 'E'}
 	case KindLogout:

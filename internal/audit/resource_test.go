@@ -38,7 +38,7 @@ func sampleEvents() []Event {
 			e.PatientsLeftOut = 2
 		case KindTransaction, KindBatch:
 			e.Outcome, e.OutcomeDesc = OutcomeMinorFailure, "HTTP 400"
-		case KindAdminQuery:
+		case KindAdminQuery, KindAdminChange:
 			e.Agent = Agent{Subject: "admin", Role: "admin", Address: "127.0.0.1"}
 			e.Query, e.Detail = "GET /admin/deadletters?limit=5", "dead letters"
 		case KindLogin, KindLogout:

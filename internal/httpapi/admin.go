@@ -18,7 +18,7 @@ type DeadLetters interface {
 }
 
 func (s *Server) adminRoutes() {
-	g := s.app.Group("/admin", s.authenticate, requireRole(auth.RoleAdmin))
+	g := s.app.Group("/admin", s.auditAdmin, s.authenticate, requireRole(auth.RoleAdmin))
 	g.Get("/deadletters", s.deadLetters)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
 	"github.com/vidda/vidda/internal/db/dbtest"
 	"github.com/vidda/vidda/internal/httpapi"
@@ -26,9 +27,10 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 // server is a real vidda HTTP server on a loopback port over a real
 // database of the test's own.
 type server struct {
-	base string
-	keys *auth.KeyStore
-	st   *store.Store
+	base  string
+	keys  *auth.KeyStore
+	st    *store.Store
+	audit *audit.Writer // every test server keeps an audit trail
 }
 
 func newServer(t *testing.T) *server {
@@ -43,6 +45,12 @@ func newServer(t *testing.T) *server {
 	types := fhir.NewRegistry()
 	params := search.NewRegistry(time.UTC)
 	st := store.New(pool, types, params, store.DefaultConfig(), log)
+	auditCfg := audit.DefaultConfig()
+	auditCfg.FlushEvery = 5 * time.Millisecond
+	aw, err := audit.NewWriter(pool, params, auditCfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,23 +63,32 @@ func newServer(t *testing.T) *server {
 		Devices:       auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential),
 		BrokerAccount: httpapi.BrokerAccount{Username: "vidda-svc", Password: "svc-secret"},
 		DeadLetters:   st,
+		Audit:         aw,
 	}, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	storeDone, httpDone := make(chan error, 1), make(chan error, 1)
 	go func() { storeDone <- st.Run(ctx) }()
+	// The audit writer stops after the HTTP server, as in vidda serve.
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	auditDone := make(chan error, 1)
+	go func() { auditDone <- aw.Run(auditCtx) }()
 	go func() { httpDone <- srv.Run(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-httpDone; err != nil {
 			t.Errorf("http server: %v", err)
 		}
+		stopAudit()
+		if err := <-auditDone; err != nil {
+			t.Errorf("audit writer: %v", err)
+		}
 		if err := <-storeDone; err != nil {
 			t.Errorf("store: %v", err)
 		}
 	})
-	return &server{base: "http://" + cfg.Addr, keys: keys, st: st}
+	return &server{base: "http://" + cfg.Addr, keys: keys, st: st, audit: aw}
 }
 
 func (s *server) token(t *testing.T, role auth.Role, patient string) string {

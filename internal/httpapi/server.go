@@ -97,6 +97,9 @@ type Deps struct {
 	BrokerAccount BrokerAccount
 	// DeadLetters serves /admin/deadletters; nil: not mounted.
 	DeadLetters DeadLetters
+	// Audit records an AuditEvent of every access (see audit.go); nil:
+	// no audit trail (VIDDA_AUDIT=off, only to measure what it costs).
+	Audit AuditRecorder
 }
 
 // Server is the HTTP API.
@@ -115,6 +118,7 @@ type Server struct {
 // New builds the server and its routes.
 func New(deps Deps, cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: log, base: cfg.BaseURL}
+	s.deps.Store = s.audited(deps.Store)
 	if s.base == "" {
 		s.base = cfg.Scheme() + "://" + cfg.Addr
 	}
@@ -173,7 +177,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
-	s.app.Get("/metrics", s.authenticate, s.metricsHandler())
+	s.app.Get("/metrics", s.auditAdmin, s.authenticate, s.metricsHandler())
 	if s.deps.Devices != nil {
 		s.mqttRoutes()
 	}
@@ -182,6 +186,7 @@ func (s *Server) routes() {
 	}
 	f := s.app.Group("/fhir")
 	f.Get("/metadata", s.capability)
+	f.Use(s.auditFHIR)
 	f.Use(s.authenticate)
 	f.Post("/", s.transaction)
 	f.Get("/:type/_history", s.typeHistory)

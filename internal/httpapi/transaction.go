@@ -71,6 +71,9 @@ func (s *Server) transaction(c *fiber.Ctx) error {
 		var ee *store.EntryError
 		if errors.As(err, &ee) {
 			status, issues := s.entryIssues(c, ee)
+			for i := range b.entries { // none of them happened
+				s.auditEntry(c, b.typ, &b.entries[i], nil, status)
+			}
 			c.Status(status)
 			c.Set(fiber.HeaderContentType, contentTypeFHIR)
 			return c.Send(fhir.OperationOutcome(issues...))
@@ -162,17 +165,25 @@ func (r *entryResponse) member() string {
 
 func statusLine(code int) string { return strconv.Itoa(code) + " " + http.StatusText(code) }
 
+// statusOf reads the code back from a statusLine.
+func statusOf(line string) int {
+	code, _ := strconv.Atoi(line[:min(3, len(line))])
+	return code
+}
+
 // responseBundle answers each entry in the order of the request. Writes
 // carry their resource only with Prefer: return=representation.
 func (s *Server) responseBundle(c *fiber.Ctx, typ string, entries []store.Entry, results []store.Result) []byte {
 	full := strings.Contains(c.Get("Prefer"), "return=representation")
 	b := newBundle(typ)
+	bundleType := strings.TrimSuffix(typ, "-response")
 	for i := range entries {
 		e, r := &entries[i], &results[i]
 		var ee *store.EntryError
 		if errors.As(r.Err, &ee) {
 			status, issues := s.entryIssues(c, ee)
 			resp := entryResponse{Status: statusLine(status), Outcome: fhir.OperationOutcome(issues...)}
+			s.auditEntry(c, bundleType, e, r, status)
 			b.entry("", nil, resp.member())
 			continue
 		}
@@ -183,6 +194,7 @@ func (s *Server) responseBundle(c *fiber.Ctx, typ string, entries []store.Entry,
 				s.log.ErrorContext(c.UserContext(), "transaction: search entry", "request_id", c.Locals(localRequestID), "entry", e.Index, "err", err)
 				resp.Status = statusLine(fiber.StatusInternalServerError)
 			}
+			s.auditEntry(c, bundleType, e, r, statusOf(resp.Status))
 			b.entry("", set, resp.member())
 			continue
 		}
@@ -190,6 +202,7 @@ func (s *Server) responseBundle(c *fiber.Ctx, typ string, entries []store.Entry,
 		if st == nil { // the store answered neither a resource nor an error
 			s.log.ErrorContext(c.UserContext(), "transaction: entry without result", "request_id", c.Locals(localRequestID), "entry", e.Index)
 			resp := entryResponse{Status: statusLine(fiber.StatusInternalServerError)}
+			s.auditEntry(c, bundleType, e, r, fiber.StatusInternalServerError)
 			b.entry("", nil, resp.member())
 			continue
 		}
@@ -211,6 +224,7 @@ func (s *Server) responseBundle(c *fiber.Ctx, typ string, entries []store.Entry,
 			resp.Status, content = statusLine(fiber.StatusNoContent), nil
 		case store.OpRead, store.OpSearch:
 		}
+		s.auditEntry(c, bundleType, e, r, statusOf(resp.Status))
 		b.entry(s.base+"/fhir/"+st.Type+"/"+st.ID, content, resp.member())
 	}
 	return b.bytes()
