@@ -51,7 +51,14 @@ func startBare(t *testing.T, cfg httpapi.Config) string {
 	return cfg.Addr
 }
 
-func get(t *testing.T, client *http.Client, url string) (*http.Response, error) {
+// httpsAnswer is what a GET got back.
+type httpsAnswer struct {
+	StatusCode int
+	Header     http.Header
+	TLS        *tls.ConnectionState
+}
+
+func getVia(t *testing.T, client *http.Client, url string) (*httpsAnswer, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 	if err != nil {
@@ -61,9 +68,9 @@ func get(t *testing.T, client *http.Client, url string) (*http.Response, error) 
 	if err != nil {
 		return nil, err
 	}
+	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp, nil
+	return &httpsAnswer{StatusCode: resp.StatusCode, Header: resp.Header, TLS: resp.TLS}, nil
 }
 
 func TestWithACertificateTheServerSpeaksHTTPSOnly(t *testing.T) {
@@ -74,7 +81,7 @@ func TestWithACertificateTheServerSpeaksHTTPSOnly(t *testing.T) {
 
 	tr := &http.Transport{TLSClientConfig: testcert.ClientConfig(pool)}
 	defer tr.CloseIdleConnections()
-	resp, err := get(t, &http.Client{Transport: tr, Timeout: 5 * time.Second}, "https://"+addr+"/healthz")
+	resp, err := getVia(t, &http.Client{Transport: tr, Timeout: 5 * time.Second}, "https://"+addr+"/healthz")
 	if err != nil {
 		t.Fatalf("HTTPS: %v", err)
 	}
@@ -87,7 +94,7 @@ func TestWithACertificateTheServerSpeaksHTTPSOnly(t *testing.T) {
 
 	plain := &http.Transport{}
 	defer plain.CloseIdleConnections()
-	if resp, err := get(t, &http.Client{Transport: plain, Timeout: 5 * time.Second}, "http://"+addr+"/healthz"); err == nil && resp.StatusCode == http.StatusOK {
+	if resp, err := getVia(t, &http.Client{Transport: plain, Timeout: 5 * time.Second}, "http://"+addr+"/healthz"); err == nil && resp.StatusCode == http.StatusOK {
 		t.Error("plain HTTP to the TLS port was answered")
 	}
 
@@ -95,7 +102,7 @@ func TestWithACertificateTheServerSpeaksHTTPSOnly(t *testing.T) {
 	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
 	legacy := &http.Transport{TLSClientConfig: old}
 	defer legacy.CloseIdleConnections()
-	if _, err := get(t, &http.Client{Transport: legacy, Timeout: 5 * time.Second}, "https://"+addr+"/healthz"); err == nil {
+	if _, err := getVia(t, &http.Client{Transport: legacy, Timeout: 5 * time.Second}, "https://"+addr+"/healthz"); err == nil {
 		t.Error("a TLS 1.1 client was served")
 	}
 }
