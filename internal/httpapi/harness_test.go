@@ -35,6 +35,12 @@ type server struct {
 
 func newServer(t *testing.T) *server {
 	t.Helper()
+	return newServerWith(t, nil)
+}
+
+// newServerWith is newServer with settings changed by tune (nil: none).
+func newServerWith(t *testing.T, tune func(*httpapi.Config)) *server {
+	t.Helper()
 	pool := dbtest.PoolFor(t, dbtest.NewDatabase(t))
 	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -58,6 +64,9 @@ func newServer(t *testing.T) *server {
 	}
 	cfg := httpapi.DefaultConfig()
 	cfg.Addr = ln.Addr().String()
+	if tune != nil {
+		tune(&cfg)
+	}
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: prometheus.NewRegistry(),
 		Devices:       auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -35,7 +36,11 @@ type BrokerAccount struct {
 // reads the status).
 func (s *Server) mqttRoutes() {
 	g := s.app.Group("/mqtt/auth", s.authenticate, requireRole(auth.RoleSystem, auth.RoleAdmin))
-	g.Post("/user", s.mqttUser)
+	if n := s.cfg.MQTTAuthPerMinute; n > 0 {
+		g.Post("/user", RateLimiter(RateLimit{Max: n, Window: time.Minute}), s.mqttUser)
+	} else {
+		g.Post("/user", s.mqttUser)
+	}
 	g.Post("/superuser", s.mqttSuperuser)
 	g.Post("/acl", s.mqttACL)
 }

@@ -40,6 +40,9 @@ type Config struct {
 	// VIDDA_TLS_KEY); with both set the server speaks HTTPS only, TLS 1.2
 	// or later.
 	TLSCertFile, TLSKeyFile string
+	// MQTTAuthPerMinute caps an external broker's password checks
+	// (/mqtt/auth/user) per minute and per broker token; 0 means no cap.
+	MQTTAuthPerMinute int
 }
 
 // DefaultConfig returns the settings used unless told otherwise.
@@ -50,6 +53,10 @@ func DefaultConfig() Config {
 		RequestTimeout:  30 * time.Second,
 		ShutdownTimeout: 20 * time.Second,
 		Version:         "dev",
+		// A broker checks every device (re)connecting; 100/s on average
+		// absorbs a reconnect storm of a few thousand homes and still
+		// stops password guessing with a stolen broker token.
+		MQTTAuthPerMinute: 6000,
 	}
 }
 
@@ -69,6 +76,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("VIDDA_TLS_CERT and VIDDA_TLS_KEY must be set together")
+	}
+	if c.MQTTAuthPerMinute < 0 {
+		return errors.New("VIDDA_MQTT_AUTH_RATE_LIMIT: must not be negative")
 	}
 	return nil
 }

@@ -87,6 +87,10 @@ func run(m *testing.M) int {
 			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 			// fasthttp keeps one process-wide goroutine refreshing the Date header.
 			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+			// Fiber's rate limiter starts one process-wide clock goroutine, like
+			// fasthttp's; its name depends on whether it was inlined.
+			goleak.IgnoreAnyFunction("github.com/gofiber/fiber/v2/utils.StartTimeStampUpdater.func1.1"),
+			goleak.IgnoreAnyFunction("github.com/gofiber/fiber/v2/middleware/limiter.FixedWindow.New.StartTimeStampUpdater.func2.1"),
 		); err != nil {
 			fmt.Fprintln(os.Stderr, "dbtest: leaked goroutines:", err)
 			code = 1
