@@ -16,7 +16,7 @@ import (
 // probe per distinct code, then max rows per code; no JSON is read but the
 // results'. Observations without an effective time are left out.
 func (s *Store) LastN(ctx context.Context, q *search.Query, maxPerCode int, a Access) ([]Stored, error) {
-	w := &where{}
+	w := &where{onePatient: onePatient(q, a)}
 	w.add("NOT deleted")
 	w.add("date_start IS NOT NULL")
 	if a.PatientID != "" {
