@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -91,6 +92,59 @@ func FuzzBearerToken(f *testing.F) {
 		}
 		if tok == "" || strings.ContainsAny(tok, " \t\r\n\"") {
 			t.Fatalf("BearerToken(%q) = %q", h, tok)
+		}
+	})
+}
+
+func FuzzParseSessionToken(f *testing.F) {
+	for _, seed := range []string{
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", "a", strings.Repeat("A", 44),
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB", "-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		raw, err := ParseSessionToken(s)
+		if err != nil {
+			if raw != nil || !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("ParseSessionToken(%q) = %x, %v", s, raw, err)
+			}
+			if len(s) >= 8 && strings.Contains(err.Error(), s) {
+				t.Fatalf("error %q quotes the cookie", err)
+			}
+			return
+		}
+		// Only the canonical encoding of 32 bytes is accepted, so one
+		// session has exactly one cookie value.
+		if len(raw) != sessionTokenBytes || base64.RawURLEncoding.EncodeToString(raw) != s {
+			t.Fatalf("ParseSessionToken(%q) = %x, which does not encode back", s, raw)
+		}
+	})
+}
+
+func FuzzParsePHC(f *testing.F) {
+	for _, seed := range []string{
+		"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+		"", "$argon2id$", "$argon2id$v=19$m=1,t=1,p=1$$", "$argon2id$v=19$m=99999999999,t=2,p=1$x$y",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := parsePHC(s)
+		if err != nil {
+			if !errors.Is(err, errMalformedHash) {
+				t.Fatalf("error %v does not wrap errMalformedHash", err)
+			}
+			return
+		}
+		// What parses is cheap enough to verify and round-trips.
+		if h.memory > maxArgonMemoryKiB || h.time > maxArgonTime || h.threads == 0 || h.threads > maxArgonThreads ||
+			h.memory < 8*uint32(h.threads) || len(h.salt) < 8 || len(h.tag) < 16 {
+			t.Fatalf("parsePHC(%q) accepted %+v", s, h)
+		}
+		if again := encodePHC(h); again != s {
+			t.Fatalf("parsePHC(%q) re-encodes as %q", s, again)
 		}
 	})
 }
