@@ -17,9 +17,16 @@ type DeadLetters interface {
 	DeadLetters(ctx context.Context, deviceID string, limit int) ([]store.DeadLetter, error)
 }
 
+// adminRoutes mounts /admin, for admins only, with the routes whose
+// dependencies are there.
 func (s *Server) adminRoutes() {
 	g := s.app.Group("/admin", s.auditAdmin, s.authenticate, requireRole(auth.RoleAdmin))
-	g.Get("/deadletters", s.deadLetters)
+	if s.deps.DeadLetters != nil {
+		g.Get("/deadletters", s.deadLetters)
+	}
+	if s.deps.Users != nil {
+		s.userRoutes(g)
+	}
 }
 
 // deadLetters is GET /admin/deadletters?device=&limit= (admins only).

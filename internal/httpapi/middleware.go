@@ -89,9 +89,16 @@ func (s *Server) logPanic(c *fiber.Ctx, e any) {
 	s.log.ErrorContext(c.UserContext(), "http: panic", "request_id", c.Locals(localRequestID), "panic", fmt.Sprint(e))
 }
 
-// authenticate requires a valid bearer token and keeps the principal.
+// authenticate requires a valid bearer token, or else a browser's session
+// cookie (see authenticateSession), and keeps the principal.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	tok, err := auth.BearerToken(c.Get(fiber.HeaderAuthorization))
+	authz := c.Get(fiber.HeaderAuthorization)
+	if authz == "" && s.deps.Sessions != nil {
+		if cookie := c.Cookies(auth.SessionCookie); cookie != "" {
+			return s.authenticateSession(c, cookie)
+		}
+	}
+	tok, err := auth.BearerToken(authz)
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,13 @@ type Deps struct {
 	// Audit records an AuditEvent of every access (see audit.go); nil:
 	// no audit trail (VIDDA_AUDIT=off, only to measure what it costs).
 	Audit AuditRecorder
+	// Sessions lets a browser's session cookie authenticate like a bearer
+	// token; nil: bearer tokens only.
+	Sessions SessionVerifier
+	// Users serves /admin/users; nil: not mounted.
+	Users UserAdmin
+	// Pages are the server-rendered pages (internal/web); nil: none.
+	Pages Pages
 }
 
 // Server is the HTTP API.
@@ -191,8 +198,11 @@ func (s *Server) routes() {
 	if s.deps.Devices != nil {
 		s.mqttRoutes()
 	}
-	if s.deps.DeadLetters != nil {
+	if s.deps.DeadLetters != nil || s.deps.Users != nil {
 		s.adminRoutes()
+	}
+	if s.deps.Pages != nil {
+		s.deps.Pages.Mount(s.app)
 	}
 	f := s.app.Group("/fhir")
 	f.Get("/metadata", s.capability)
