@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
 	"github.com/vidda/vidda/internal/config"
 )
@@ -31,9 +34,11 @@ func device(ctx context.Context, e *env, args []string) error {
 	}
 	action := args[0]
 	var c common
+	var as auditSettings
 	var patient, serial, name, deviceID string
 	cs := config.New("device "+action, e.getenv)
 	bindCommon(cs, &c)
+	bindAudit(cs, &as)
 	cs.String(&patient, "patient", "", "", "Patient id the device measures (add)")
 	cs.String(&serial, "serial", "", "", "serial number or MAC of the device (add)")
 	cs.String(&name, "name", "", "", "a friendly name, e.g. \"Blood pressure cuff\" (add)")
@@ -41,11 +46,32 @@ func device(ctx context.Context, e *env, args []string) error {
 	if err := cs.Parse(args[1:]); err != nil {
 		return err
 	}
-	_, pool, st, err := c.openStore(ctx, e)
+	auditCfg, err := as.config(defaultInstanceID())
+	if err != nil {
+		return err
+	}
+	log, pool, st, err := c.openStore(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	aw, err := newAuditWriter(pool, search.NewRegistry(time.UTC), auditCfg, nil, log)
+	if err != nil {
+		return err
+	}
+	// Every change of a device's credentials is in the audit trail.
+	changed := func(kind audit.Kind, id, patient, detail string) func() error {
+		return func() error {
+			ev := audit.Event{
+				Kind: kind, Agent: operator(e, "vidda device "+action), ResourceType: "Device", ResourceID: id,
+				Detail: detail,
+			}
+			if patient != "" {
+				ev.Patients = []string{patient}
+			}
+			return recordNow(ctx, aw, ev)
+		}
+	}
 	switch action {
 	case "add":
 		if patient == "" || serial == "" {
@@ -55,20 +81,27 @@ func device(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		return printCredentials(ctx, e, st, id)
+		return printCredentials(ctx, e, st, id, changed(audit.KindDeviceCredentialAdd, id, patient,
+			"vidda device add: Device created for serial "+serial+", credentials issued"))
 	case "rotate":
 		if deviceID == "" {
 			return errors.New("device rotate: --device is required")
 		}
-		if _, err := st.DeviceBinding(ctx, deviceID); err != nil {
+		b, err := st.DeviceBinding(ctx, deviceID)
+		if err != nil {
 			return err
 		}
-		return printCredentials(ctx, e, st, deviceID)
+		return printCredentials(ctx, e, st, deviceID, changed(audit.KindDeviceCredentialRotate, deviceID, b.PatientID,
+			"vidda device rotate: new credentials issued"))
 	case "disable":
 		if deviceID == "" {
 			return errors.New("device disable: --device is required")
 		}
+		b, _ := st.DeviceBinding(ctx, deviceID) // the patient, if the Device still exists
 		if err := st.DisableDeviceCredential(ctx, deviceID); err != nil {
+			return err
+		}
+		if err := changed(audit.KindDeviceCredentialDisable, deviceID, b.PatientID, "vidda device disable")(); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "device %s can no longer connect\n", deviceID)
@@ -109,12 +142,17 @@ func addDevice(ctx context.Context, st *store.Store, patient, serial, name strin
 	return stored.ID, nil
 }
 
-func printCredentials(ctx context.Context, e *env, st *store.Store, deviceID string) error {
+// printCredentials stores new credentials for the device, records the
+// change (recorded), and prints them.
+func printCredentials(ctx context.Context, e *env, st *store.Store, deviceID string, recorded func() error) error {
 	secret, hash, err := auth.NewDeviceSecret()
 	if err != nil {
 		return err
 	}
 	if err := st.PutDeviceCredential(ctx, deviceID, deviceID, hash); err != nil {
+		return err
+	}
+	if err := recorded(); err != nil {
 		return err
 	}
 	out, err := json.Marshal(map[string]string{
