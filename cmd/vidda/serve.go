@@ -79,6 +79,7 @@ type serveConfig struct {
 	mqtt      broker.Config
 	consumer  ingest.ConsumerConfig
 	ingest    ingest.Config
+	audit     auditSettings
 }
 
 func serve(ctx context.Context, e *env, args []string) error {
@@ -103,6 +104,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.Int(&cfg.ingest.MaxBatch, "ingest-batch", "VIDDA_INGEST_BATCH", cfg.ingest.MaxBatch, "most readings committed together")
 	cs.Int(&cfg.ingest.Committers, "ingest-committers", "VIDDA_INGEST_COMMITTERS", cfg.ingest.Committers, "ingest batches committing at once")
 	cs.String(&cfg.pprofAddr, "pprof-addr", "VIDDA_PPROF_ADDR", "", "serve Go's profiler here (off when empty; keep it on loopback)")
+	bindAudit(cs, &cfg.audit)
 	if err := cs.Parse(args); err != nil {
 		return err
 	}
@@ -125,6 +127,10 @@ func serve(ctx context.Context, e *env, args []string) error {
 		}
 	} else if err := cfg.mqtt.Validate(); err != nil {
 		return fmt.Errorf("VIDDA_MQTT_LISTEN: %w", err)
+	}
+	auditCfg, err := cfg.audit.config(cfg.consumer.ClientID)
+	if err != nil {
+		return err
 	}
 	zone, err := time.LoadLocation(cfg.zone)
 	if err != nil {
@@ -162,10 +168,14 @@ func serve(ctx context.Context, e *env, args []string) error {
 	params := search.NewRegistry(zone)
 	st := store.New(pool, types, params, cfg.store, log)
 	metrics := obs.NewRegistry(pool)
+	auditor, err := newAuditWriter(pool, params, auditCfg, metrics, log)
+	if err != nil {
+		return err
+	}
 	deviceAuth := auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential)
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: metrics,
-		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st,
+		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
 	}, cfg.http, log)
 	if err != nil {
 		return err
@@ -187,8 +197,10 @@ func serve(ctx context.Context, e *env, args []string) error {
 
 	// Shutdown order: the HTTP server and the broker stop taking work and
 	// drain; then the pipeline commits what is queued and the store's
-	// writers finish, so everything acknowledged is committed.
+	// writers finish, so everything acknowledged is committed; and the audit
+	// writer stores every event those requests recorded before it returns.
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
 	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
 	var sources sync.WaitGroup
 	sources.Add(2)
@@ -196,10 +208,14 @@ func serve(ctx context.Context, e *env, args []string) error {
 		sources.Wait()
 		stopPipe()
 		stopStore()
+		stopAudit()
 	}()
 	// A failing server cancels gctx, which stops the others.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return st.Run(storeCtx) })
+	if auditor != nil {
+		g.Go(func() error { return auditor.Run(auditCtx) })
+	}
 	g.Go(func() error { return pipe.Run(pipeCtx) })
 	g.Go(func() error {
 		defer sources.Done()
