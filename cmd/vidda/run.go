@@ -24,6 +24,7 @@ type command struct {
 // env is what every command gets from main.
 type env struct {
 	getenv func(string) string
+	stdin  io.Reader // nil: os.Stdin
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -36,6 +37,7 @@ func commands() map[string]command {
 		"seed":       {"load the demo clinic (idempotent) and print demo logins", seed},
 		"device":     {"register a home device (add) and manage its MQTT credentials (rotate, disable)", device},
 		"deadletter": {"list device input that could not be stored", deadletter},
+		"user":       {"manage the people who sign in: add, passwd, disable, enable, list", userCmd},
 		"devsim":     {"simulate homes publishing realistic readings over MQTT", devsim},
 		"devdb":      {"start or stop the local development PostgreSQL under .data/", devdb},
 		"version":    {"print the version", printVersion},

@@ -80,6 +80,9 @@ func seed(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(&out, "  %-24s export %s=%s\n", l.who, l.env, tok)
 		fmt.Fprintf(&file, "%s=%s\n", l.env, tok)
 	}
+	if err := seedUsers(ctx, pool, &out, base); err != nil {
+		return err
+	}
 	fmt.Fprintf(&out, "\nTry:  curl -H \"Authorization: Bearer $NURSE_TOKEN\" '%s/fhir/Patient?_pretty=true'\n", base)
 	fmt.Fprintf(&out, "      curl -H \"Authorization: Bearer $NURSE_TOKEN\" '%s/fhir/Observation?patient=demo-patient-1&code=http://loinc.org|85354-9'\n\n", base)
 	if envFile != "" {

@@ -79,6 +79,7 @@ type serveConfig struct {
 	mqtt      broker.Config
 	consumer  ingest.ConsumerConfig
 	ingest    ingest.Config
+	signIn    signInSettings
 	audit     auditSettings
 }
 
@@ -104,6 +105,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.Int(&cfg.ingest.MaxBatch, "ingest-batch", "VIDDA_INGEST_BATCH", cfg.ingest.MaxBatch, "most readings committed together")
 	cs.Int(&cfg.ingest.Committers, "ingest-committers", "VIDDA_INGEST_COMMITTERS", cfg.ingest.Committers, "ingest batches committing at once")
 	cs.String(&cfg.pprofAddr, "pprof-addr", "VIDDA_PPROF_ADDR", "", "serve Go's profiler here (off when empty; keep it on loopback)")
+	bindSignIn(cs, &cfg.signIn)
 	bindAudit(cs, &cfg.audit)
 	if err := cs.Parse(args); err != nil {
 		return err
@@ -112,6 +114,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := cfg.store.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.signIn.validate(); err != nil {
 		return err
 	}
 	if err := cfg.ingest.Validate(); err != nil {
@@ -173,9 +178,14 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	deviceAuth := auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential)
+	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, nil, log)
+	if err != nil {
+		return err
+	}
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: metrics,
 		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
+		Sessions: sessions, Users: users, Pages: pages,
 	}, cfg.http, log)
 	if err != nil {
 		return err
@@ -231,6 +241,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return nil
 	})
 	g.Go(func() error { return keys.Run(gctx) })
+	g.Go(func() error { return sessions.Run(gctx) })
 	if cfg.pprofAddr != "" {
 		g.Go(func() error { return servePprof(gctx, cfg.pprofAddr, log) })
 	}
