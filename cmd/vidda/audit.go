@@ -14,6 +14,7 @@ import (
 	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/config"
 	"github.com/vidda/vidda/internal/httpapi"
+	"github.com/vidda/vidda/internal/web"
 )
 
 // auditSettings are the audit trail's settings, shared by serve and the
@@ -53,6 +54,14 @@ func newAuditWriter(pool *pgxpool.Pool, params *search.Registry, cfg audit.Confi
 // auditRecorder is w as the HTTP server's recorder; nil when off, so that
 // the server skips auditing instead of calling a nil writer.
 func auditRecorder(w *audit.Writer) httpapi.AuditRecorder {
+	if w == nil {
+		return nil
+	}
+	return w
+}
+
+// signInRecorder is w as the sign-in pages' recorder; nil when off.
+func signInRecorder(w *audit.Writer) web.SignInRecorder {
 	if w == nil {
 		return nil
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,5 +140,66 @@ func TestSIGTERMLosesNoAuditEvent(t *testing.T) {
 	t.Logf("%d requests answered, %d AuditEvents after exit", answered, n)
 	if answered != clients*each || n != answered {
 		t.Fatalf("%d of %d requests answered; %d AuditEvents, want one per answer", answered, clients*each, n)
+	}
+}
+
+// TestSignInsAreAudited signs in at /login through vidda serve, once with a
+// wrong password and once rightly, and finds both in the audit trail.
+func TestSignInsAreAudited(t *testing.T) {
+	dbURL := dbtest.NewDatabase(t)
+	addr := freeAddr(t)
+	env := map[string]string{"VIDDA_DATABASE_URL": dbURL, "VIDDA_HTTP_ADDR": addr, "VIDDA_MQTT_LISTEN": freeAddr(t), "VIDDA_LOG_LEVEL": "warn"}
+	if _, _, err := runCmd(t, context.Background(), env, "seed"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, envOf(env), io.Discard, io.Discard) }()
+	base := "http://" + addr
+	waitReady(t, base, done)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 30 * time.Second}
+	post := func(form url.Values, csrf *http.Cookie) int {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(csrf)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/login", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var csrf *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "vidda_login_csrf" {
+			csrf = c
+		}
+	}
+	if csrf == nil {
+		t.Fatal("GET /login set no CSRF cookie")
+	}
+	if st := post(url.Values{"username": {"ingrid"}, "password": {"not-her-password"}, "csrf": {csrf.Value}}, csrf); st == http.StatusSeeOther {
+		t.Fatal("a wrong password signed in")
+	}
+	if st := post(url.Values{"username": {"ingrid"}, "password": {"vidda-demo-nurse"}, "csrf": {csrf.Value}}, csrf); st != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", st)
+	}
+	cancel() // a clean stop writes every recorded event
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	login := []string{"http://dicom.nema.org/resources/ontology/DCM|110122"}
+	if n := auditCount(t, dbURL, "subtype @> $1 AND outcome @> '{*|8}' AND content LIKE '%wrong-password%' AND content LIKE '%ingrid%'", login); n != 1 {
+		t.Errorf("%d failed sign-ins audited, want 1", n)
+	}
+	if n := auditCount(t, dbURL, "subtype @> $1 AND outcome @> '{*|0}' AND agent @> '{Practitioner/demo-nurse}'", login); n != 1 {
+		t.Errorf("%d sign-ins audited, want 1", n)
 	}
 }

@@ -178,7 +178,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	deviceAuth := auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential)
-	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, nil, log)
+	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor), log)
 	if err != nil {
 		return err
 	}
