@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"token":      {"print a bearer token for local use", token},
 		"seed":       {"load the demo clinic (idempotent) and print demo logins", seed},
 		"device":     {"register a home device (add) and manage its MQTT credentials (rotate, disable)", device},
+		"client":     {"register SMART Backend Services clients (add, list, disable)", client},
 		"deadletter": {"list device input that could not be stored", deadletter},
 		"user":       {"manage the people who sign in: add, passwd, disable, enable, list", userCmd},
 		"devsim":     {"simulate homes publishing realistic readings over MQTT", devsim},

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vidda/vidda/fhir"
@@ -15,6 +16,9 @@ func capabilityStatement(types *fhir.Registry, params *search.Registry, base, ve
 	c := fhir.Capabilities{
 		Software: "Vidda", Version: version, BaseURL: base, Date: time.Now().UTC(),
 		SecurityService:    "SMART-on-FHIR",
+		SecurityDescription: "Bearer tokens: SMART Backend Services (client_credentials with a private_key_jwt assertion at the token URL), " +
+			"vidda's own tokens and, when configured, an OpenID Connect provider's. Browsers sign in at /login.",
+		TokenURL: strings.TrimSuffix(base, "/fhir") + tokenPath,
 		SystemInteractions: []string{"transaction", "batch"},
 	}
 	for _, typ := range types.Types() {
@@ -22,9 +26,14 @@ func capabilityStatement(types *fhir.Registry, params *search.Registry, base, ve
 		if def == nil {
 			continue
 		}
+		interactions := []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"}
+		if typ == "AuditEvent" {
+			// Written by vidda only (auth.decideAudit).
+			interactions = []string{"read", "vread", "history-instance", "history-type", "search-type"}
+		}
 		rc := fhir.ResourceCapability{
 			Type:              typ,
-			Interactions:      []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"},
+			Interactions:      interactions,
 			Versioning:        "versioned-update",
 			ConditionalCreate: true,
 			ConditionalDelete: "not-supported",

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -318,6 +319,21 @@ func TestPublicAndProtectedOperationalEndpoints(t *testing.T) {
 	m := s.do(t, "GET", "/fhir/metadata", "", "").json(t)
 	if m["resourceType"] != "CapabilityStatement" || m["fhirVersion"] != "4.0.1" {
 		t.Fatalf("metadata: %v", m)
+	}
+	rest := m["rest"].([]any)[0].(map[string]any)
+	sec, _ := json.Marshal(rest["security"])
+	if !strings.Contains(string(sec), `"token","valueUri":"`+s.base+`/auth/token"`) || !strings.Contains(string(sec), "SMART-on-FHIR") {
+		t.Errorf("security does not declare SMART and the token URL: %s", sec)
+	}
+	for _, r := range rest["resource"].([]any) {
+		r := r.(map[string]any)
+		if r["type"] != "AuditEvent" {
+			continue
+		}
+		inter, _ := json.Marshal(r["interaction"])
+		if strings.Contains(string(inter), "create") || strings.Contains(string(inter), "update") || strings.Contains(string(inter), "delete") {
+			t.Errorf("AuditEvent declared writable: %s", inter)
+		}
 	}
 	met := s.do(t, "GET", "/metrics", s.token(t, auth.RoleAdmin, ""), "")
 	for _, want := range []string{"vidda_http_requests_total", "vidda_http_request_duration_seconds"} {

@@ -117,6 +117,9 @@ type Deps struct {
 	Users UserAdmin
 	// Pages are the server-rendered pages (internal/web); nil: none.
 	Pages Pages
+	// Tokens serves the SMART Backend Services token endpoint
+	// (POST /auth/token); nil: not mounted.
+	Tokens TokenIssuer
 }
 
 // Server is the HTTP API.
@@ -194,6 +197,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
+	s.smartRoutes()
 	s.app.Get("/metrics", s.auditAdmin, s.authenticate, s.metricsHandler())
 	if s.deps.Devices != nil {
 		s.mqttRoutes()
