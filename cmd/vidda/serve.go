@@ -81,6 +81,7 @@ type serveConfig struct {
 	ingest    ingest.Config
 	signIn    signInSettings
 	audit     auditSettings
+	oidc      oidcSettings
 }
 
 func serve(ctx context.Context, e *env, args []string) error {
@@ -107,10 +108,17 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.String(&cfg.pprofAddr, "pprof-addr", "VIDDA_PPROF_ADDR", "", "serve Go's profiler here (off when empty; keep it on loopback)")
 	bindSignIn(cs, &cfg.signIn)
 	bindAudit(cs, &cfg.audit)
+	cs.String(&cfg.http.TLSCertFile, "tls-cert", "VIDDA_TLS_CERT", "", "PEM certificate chain: serve HTTPS (with --tls-key)")
+	cs.String(&cfg.http.TLSKeyFile, "tls-key", "VIDDA_TLS_KEY", "", "PEM key for --tls-cert")
+	cs.Int(&cfg.http.MQTTAuthPerMinute, "mqtt-auth-rate-limit", "VIDDA_MQTT_AUTH_RATE_LIMIT", cfg.http.MQTTAuthPerMinute, "external broker password checks per minute (0: no limit)")
+	bindOIDC(cs, &cfg.oidc)
 	if err := cs.Parse(args); err != nil {
 		return err
 	}
 	if err := cfg.http.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.oidc.validate(); err != nil {
 		return err
 	}
 	if err := cfg.store.Validate(); err != nil {
@@ -183,8 +191,12 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	tokens := auth.NewBackend(auth.NewClients(pool), keys, auth.BackendConfig{TokenURL: cfg.http.TokenURL()}, log)
+	verifier, runOIDC, err := cfg.oidc.tokenVerifier(keys, log)
+	if err != nil {
+		return err
+	}
 	srv, err := httpapi.New(httpapi.Deps{
-		Store: st, Types: types, Params: params, Verifier: keys, Ready: st, Metrics: metrics,
+		Store: st, Types: types, Params: params, Verifier: verifier, Ready: st, Metrics: metrics,
 		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
 		Sessions: sessions, Users: users, Pages: pages, Tokens: tokens,
 	}, cfg.http, log)
@@ -235,7 +247,8 @@ func serve(ctx context.Context, e *env, args []string) error {
 	g.Go(func() error {
 		select {
 		case <-devicesIn.Ready():
-			log.InfoContext(ctx, "vidda ready", "http", "http://"+ln.Addr().String(), "fhir", "http://"+ln.Addr().String()+"/fhir",
+			base := cfg.http.Scheme() + "://" + ln.Addr().String()
+			log.InfoContext(ctx, "vidda ready", "http", base, "fhir", base+"/fhir",
 				"mqtt", devicesIn.Addr(), "startup", time.Since(started))
 		case <-gctx.Done():
 		}
@@ -243,6 +256,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 	})
 	g.Go(func() error { return keys.Run(gctx) })
 	g.Go(func() error { return sessions.Run(gctx) })
+	if runOIDC != nil {
+		g.Go(func() error { return runOIDC(gctx) })
+	}
 	if cfg.pprofAddr != "" {
 		g.Go(func() error { return servePprof(gctx, cfg.pprofAddr, log) })
 	}
