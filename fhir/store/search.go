@@ -68,20 +68,25 @@ func (s *Store) searchIn(ctx context.Context, db querier, q *search.Query, a Acc
 	}
 	defer rows.Close()
 	var keys [][]*string
+	// One row's columns are scanned into st, pid and k, then copied out.
+	var st Stored
+	var pid pgtype.Text
+	k := make([]*string, len(order.keys))
+	dest := []any{&st.ID, &st.VersionID, &st.LastUpdated, &pid, &st.Content}
+	for i := range k {
+		dest = append(dest, &k[i])
+	}
 	for rows.Next() {
-		st := Stored{Type: q.Type}
-		k := make([]*string, len(order.keys))
-		var pid pgtype.Text
-		dest := []any{&st.ID, &st.VersionID, &st.LastUpdated, &pid, &st.Content}
-		for i := range k {
-			dest = append(dest, &k[i])
-		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("search %s: %w", q.Type, err)
 		}
-		st.PatientID = pid.String
+		st.Type, st.PatientID = q.Type, pid.String
+		if page.Entries == nil {
+			page.Entries = make([]Stored, 0, min(q.Count+1, 128))
+			keys = make([][]*string, 0, min(q.Count+1, 128))
+		}
 		page.Entries = append(page.Entries, st)
-		keys = append(keys, k)
+		keys = append(keys, slices.Clone(k))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search %s: %w", q.Type, translate(err))

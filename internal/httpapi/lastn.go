@@ -55,6 +55,7 @@ func (s *Server) lastn(c *fiber.Ctx) error {
 		return err
 	}
 	b := newBundle("searchset")
+	b.grow(entriesSize(s.base, found))
 	total := int64(len(found))
 	b.total = &total
 	q.Params.Set("max", strconv.Itoa(n))

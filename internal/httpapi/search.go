@@ -152,15 +152,17 @@ func (s *Server) confine(c *fiber.Ctx, q *search.Query, acc store.Access) error 
 // resources, then a warning for what was ignored.
 func (s *Server) searchset(q *search.Query, page *store.Page) ([]byte, error) {
 	b := newBundle("searchset")
+	b.grow(entriesSize(s.base, page.Entries, page.Included))
 	if page.Total >= 0 {
 		b.total = &page.Total
 	}
-	b.link("self", s.searchURL(q.Type, q.Params, q.Cursor))
+	at := s.searchURL(q.Type, q.Params)
+	b.link("self", at(q.Cursor))
 	if page.NextCursor != "" {
-		b.link("next", s.searchURL(q.Type, q.Params, page.NextCursor))
+		b.link("next", at(page.NextCursor))
 	}
 	if page.PrevCursor != "" {
-		b.link("previous", s.searchURL(q.Type, q.Params, page.PrevCursor))
+		b.link("previous", at(page.PrevCursor))
 	}
 	for _, group := range []struct {
 		mode    string
@@ -207,17 +209,20 @@ func (s *Server) shape(q *search.Query, e store.Stored) ([]byte, error) {
 	return out, nil
 }
 
-func (s *Server) searchURL(typ string, params url.Values, cursor string) string {
-	v := url.Values{}
-	for k, vs := range params {
-		v[k] = vs
-	}
-	if cursor != "" {
-		v.Set("_cursor", cursor)
-	}
+// searchURL returns the URL of typ's search with params at a cursor ("" for
+// the first page).
+func (s *Server) searchURL(typ string, params url.Values) func(cursor string) string {
 	u := s.base + "/fhir/" + typ
-	if enc := v.Encode(); enc != "" {
-		u += "?" + enc
+	enc := params.Encode() // once for the self, next and previous links
+	return func(cursor string) string {
+		switch {
+		case cursor != "" && enc != "":
+			return u + "?" + enc + "&_cursor=" + url.QueryEscape(cursor)
+		case cursor != "":
+			return u + "?_cursor=" + url.QueryEscape(cursor)
+		case enc != "":
+			return u + "?" + enc
+		}
+		return u
 	}
-	return u
 }
