@@ -35,7 +35,8 @@ type ConsumerConfig struct {
 func (c ConsumerConfig) Validate() error {
 	u, err := url.Parse(c.URL)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("VIDDA_MQTT_URL: %q is not a broker URL like tcp://user:pass@host:1883", c.URL)
+		// Not quoted: the value carries vidda's broker password.
+		return errors.New("VIDDA_MQTT_URL: not a broker URL like tcp://user:pass@host:1883")
 	}
 	switch u.Scheme {
 	case "tcp", "mqtt", "ssl", "mqtts", "tls":

@@ -132,15 +132,43 @@ func (s *Set) Masked() []any {
 	return out
 }
 
+// mask hides the secrets of a URL (its password, and query parameters
+// that can carry one: libpq reads password= and sslpassword= from the
+// query too) and keeps the rest, which says where vidda connects. Anything
+// that is not such a URL is masked whole.
 func mask(v string) string {
 	if v == "" {
 		return ""
 	}
-	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		return u.Redacted()
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "xxxxx"
 	}
-	return "xxxxx"
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return "xxxxx"
+		}
+		for k := range q {
+			if secretParam(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// secretParam reports query parameter names that may hold a secret.
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"pass", "secret", "token", "key"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
 }

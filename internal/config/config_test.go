@@ -52,3 +52,20 @@ func fmtAll(kv []any) string {
 	}
 	return b.String()
 }
+
+func TestMaskKeepsWhereAndHidesSecrets(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://u:hunter2@db:5432/vidda", "postgres://u:xxxxx@db:5432/vidda"},
+		{"postgres://u@db/vidda?sslmode=require&password=hunter2", "postgres://u@db/vidda?password=xxxxx&sslmode=require"},
+		{"postgres://db/vidda?sslpassword=hunter2", "postgres://db/vidda?sslpassword=xxxxx"},
+		{"tcp://vidda:hunter2@broker:1883", "tcp://vidda:xxxxx@broker:1883"},
+		{"host=db user=u password=hunter2", "xxxxx"},
+		{"postgres://u:hunter2@db/vidda?%zz", "xxxxx"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := mask(tt.in); got != tt.want || strings.Contains(got, "hunter2") {
+			t.Errorf("mask(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
