@@ -212,3 +212,25 @@ func TestSeedAddsDemoUsersWhoSignInThroughServe(t *testing.T) {
 		t.Fatalf("GET /fhir/Patient with the demo nurse's cookie: %d", got.status)
 	}
 }
+
+func TestBadSignInSettingsStopStartUpNamingTheVariable(t *testing.T) {
+	dbURL := dbtest.URL(t)
+	for name, tt := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"an idle timeout longer than the session":  {map[string]string{"VIDDA_SESSION_IDLE_TIMEOUT": "13h"}, "VIDDA_SESSION_IDLE_TIMEOUT"},
+		"a negative lockout":                       {map[string]string{"VIDDA_LOGIN_LOCKOUT": "-1m"}, "VIDDA_LOGIN_LOCKOUT"},
+		"no sign-ins allowed at all":               {map[string]string{"VIDDA_LOGIN_RATE_LIMIT": "0"}, "VIDDA_LOGIN_RATE_LIMIT"},
+		"a failure count that is not a number":     {map[string]string{"VIDDA_LOGIN_MAX_FAILURES": "five"}, "VIDDA_LOGIN_MAX_FAILURES"},
+		"an absolute timeout that is not duration": {map[string]string{"VIDDA_SESSION_MAX_AGE": "a shift"}, "VIDDA_SESSION_MAX_AGE"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tt.env["VIDDA_DATABASE_URL"] = dbURL
+			_, _, err := runCmd(t, context.Background(), tt.env, "serve")
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line naming %s", err, tt.want)
+			}
+		})
+	}
+}
