@@ -3,7 +3,7 @@ package audit
 import (
 	"encoding/base64"
 	"fmt"
-	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -29,12 +29,16 @@ type row []any
 // the writer's goroutine but on the same CPUs as the requests.
 type layout struct {
 	cols     []string
-	values   []func(*resource) []any // per search parameter, in cols order
-	agents   []string                // types agent= indexes
-	entities []string                // types entity= indexes
-	action   string                  // system of the action codes
-	outcome  string                  // system of the outcome codes
-	instance string                  // source.observer
+	values   []func(*resource, row) row // per search parameter, in cols order
+	agents   []string                   // types agent= indexes
+	entities []string                   // types entity= indexes
+	instance string                     // source.observer
+	display  string                     // and its display
+	// The token keys of each kind's type, subtype and action and of each
+	// outcome never change: made once, and boxed once, as a row holds
+	// them (COPY only reads them).
+	typeKeys, subtypeKeys, actionKeys [kindCount]any
+	outcomeKeys                       map[string]any
 }
 
 // newLayout reads the AuditEvent parameters from params. A parameter it
@@ -45,31 +49,44 @@ func newLayout(params *search.Registry, instance string) (*layout, error) {
 	if def == nil {
 		return nil, fmt.Errorf("audit: the search registry has no %s", auditType)
 	}
-	l := &layout{cols: []string{"id", "version_id", "last_updated", "patient_id", "content"}, instance: instance}
+	l := &layout{
+		cols:     []string{"id", "version_id", "last_updated", "patient_id", "content"},
+		instance: instance, display: "vidda " + instance, outcomeKeys: map[string]any{},
+	}
 	for _, p := range def.Params {
 		if p.Shared() {
 			continue
 		}
-		var fill func(*resource) []any
+		var fill func(*resource, row) row
 		switch {
 		case p.Name == "date" && p.Kind == search.Date:
-			fill = func(r *resource) []any { return []any{r.recorded, r.recorded.Add(time.Millisecond)} }
+			fill = func(r *resource, v row) row { return append(v, r.recorded, r.recorded.Add(time.Millisecond)) }
 		case p.Name == "type" && p.Kind == search.Token:
-			fill = func(r *resource) []any { return []any{tokens(r.info.typ)} }
+			for k := range kindCount {
+				l.typeKeys[k] = tokenKeys(k.info().typ.system, k.info().typ.code)
+			}
+			fill = func(r *resource, v row) row { return append(v, l.typeKeys[r.kind()]) }
 		case p.Name == "subtype" && p.Kind == search.Token:
-			fill = func(r *resource) []any { return []any{tokens(r.info.subtype)} }
+			for k := range kindCount {
+				l.subtypeKeys[k] = tokenKeys(k.info().subtype.system, k.info().subtype.code)
+			}
+			fill = func(r *resource, v row) row { return append(v, l.subtypeKeys[r.kind()]) }
 		case p.Name == "action" && p.Kind == search.Token:
-			l.action = p.System
-			fill = func(r *resource) []any { return []any{search.TokenKeys(l.action, string(r.info.action))} }
+			for k := range kindCount {
+				l.actionKeys[k] = tokenKeys(p.System, string(k.info().action))
+			}
+			fill = func(r *resource, v row) row { return append(v, l.actionKeys[r.kind()]) }
 		case p.Name == "outcome" && p.Kind == search.Token:
-			l.outcome = p.System
-			fill = func(r *resource) []any { return []any{search.TokenKeys(l.outcome, r.outcome())} }
+			for _, o := range []string{"0", "4", "8", "12"} {
+				l.outcomeKeys[o] = tokenKeys(p.System, o)
+			}
+			fill = func(r *resource, v row) row { return append(v, l.outcomeKeys[r.outcome()]) }
 		case p.Name == "agent" && p.Kind == search.Reference:
 			l.agents = p.Targets
-			fill = func(r *resource) []any { return []any{r.agentRefs(l.agents)} }
+			fill = func(r *resource, v row) row { return append(v, r.agentRefs(l.agents)) }
 		case p.Name == "entity" && p.Kind == search.Reference:
 			l.entities = p.Targets
-			fill = func(r *resource) []any { return []any{r.entityRefs(l.entities)} }
+			fill = func(r *resource, v row) row { return append(v, r.entityRefs(l.entities)) }
 		default:
 			return nil, fmt.Errorf("audit: no way to index AuditEvent search parameter %q (%s)", p.Name, p.Kind)
 		}
@@ -81,6 +98,14 @@ func newLayout(params *search.Registry, instance string) (*layout, error) {
 	return l, nil
 }
 
+// tokenKeys are search.TokenKeys(system, code), none for no code at all.
+func tokenKeys(system, code string) []string {
+	if system == "" && code == "" {
+		return []string{}
+	}
+	return search.TokenKeys(system, code)
+}
+
 // resource is one AuditEvent being built: an Event about at most one
 // patient.
 type resource struct {
@@ -88,14 +113,41 @@ type resource struct {
 	info     kindInfo
 	recorded time.Time
 	patient  string // "" for none
+	// domain and patientRef are the entities' references, "" for none.
+	domain, patientRef string
+}
+
+func newResource(e *Event, patient string) resource {
+	r := resource{e: e, info: e.Kind.info(), recorded: e.Time.UTC().Truncate(time.Millisecond), patient: patient}
+	if e.ResourceType != "" && e.ResourceID != "" && (e.ResourceType != "Patient" || e.ResourceID != patient) {
+		r.domain = e.ResourceType + "/" + e.ResourceID
+	}
+	if patient != "" {
+		r.patientRef = "Patient/" + patient
+	}
+	return r
+}
+
+// kind is the event's kind, or 0 for one outside the table (whose info
+// is the fallback of Kind.info).
+func (r *resource) kind() Kind {
+	if r.e.Kind >= kindCount {
+		return 0
+	}
+	return r.e.Kind
 }
 
 func (r *resource) outcome() string {
 	switch r.e.Outcome {
-	case OutcomeSuccess, OutcomeMinorFailure, OutcomeSeriousFailure, OutcomeMajorFailure:
-		return fmt.Sprint(uint8(r.e.Outcome))
+	case OutcomeSuccess:
+		return "0"
+	case OutcomeMinorFailure:
+		return "4"
+	case OutcomeSeriousFailure:
+		return "8"
+	case OutcomeMajorFailure:
 	}
-	return "12" // an outcome nobody defined is not a success
+	return "12" // an outcome nobody defined is not a success either
 }
 
 // agentRefs are the references of agent.who that the agent parameter
@@ -106,7 +158,7 @@ func (r *resource) agentRefs(targets []string) []string {
 
 // entityRefs are the references of entity.what, in the order written.
 func (r *resource) entityRefs(targets []string) []string {
-	return refsOf(targets, r.domainRef(), r.patientRef())
+	return refsOf(targets, r.domain, r.patientRef)
 }
 
 func refsOf(targets []string, refs ...string) []string {
@@ -119,38 +171,16 @@ func refsOf(targets []string, refs ...string) []string {
 	return out
 }
 
-// domainRef is the resource acted on, "Type/id", or "".
-func (r *resource) domainRef() string {
-	if r.e.ResourceType == "" || r.e.ResourceID == "" || (r.e.ResourceType == "Patient" && r.e.ResourceID == r.patient) {
-		return ""
-	}
-	return r.e.ResourceType + "/" + r.e.ResourceID
-}
-
-func (r *resource) patientRef() string {
-	if r.patient == "" {
-		return ""
-	}
-	return "Patient/" + r.patient
-}
-
 // compartment is the patient the row is filed under (patient_id): the
 // first Patient among the entities, else a Patient acting, as
 // fhir/search's AuditEvent compartment has it.
 func (r *resource) compartment() *string {
-	for _, ref := range []string{r.domainRef(), r.patientRef(), r.e.Agent.Reference} {
+	for _, ref := range [...]string{r.domain, r.patientRef, r.e.Agent.Reference} {
 		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && id != "" {
 			return &id
 		}
 	}
 	return nil
-}
-
-func tokens(c coding) []string {
-	if c.system == "" && c.code == "" {
-		return []string{}
-	}
-	return search.TokenKeys(c.system, c.code)
 }
 
 // rows turns e into its rows: one per patient, or one when it names none.
@@ -165,28 +195,34 @@ func (l *layout) rows(e *Event, at time.Time, out []row) ([]row, error) {
 		if err != nil {
 			return out, fmt.Errorf("audit: new id: %w", err)
 		}
-		r := &resource{e: e, info: e.Kind.info(), recorded: e.Time.UTC().Truncate(time.Millisecond), patient: p}
+		r := newResource(e, p)
+		ids := id.String()
 		vals := make(row, 0, len(l.cols))
-		vals = append(vals, id.String(), int64(1), at, r.compartment(), string(l.content(r, id.String(), at)))
+		vals = append(vals, ids, int64(1), at, r.compartment(), l.content(&r, ids, at))
 		for _, fill := range l.values {
-			vals = append(vals, fill(r)...)
+			vals = fill(&r, vals)
 		}
 		out = append(out, vals)
 	}
 	return out, nil
 }
 
-// instant formats t as a FHIR instant with milliseconds.
-func instant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+// appendInstant appends t as a JSON string holding a FHIR instant with
+// milliseconds.
+func appendInstant(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	return append(b, '"')
+}
 
 // content is the AuditEvent's JSON.
 func (l *layout) content(r *resource, id string, at time.Time) []byte {
 	e := r.e
-	b := make([]byte, 0, 1024)
+	b := make([]byte, 0, 2048)
 	b = append(b, `{"resourceType":"AuditEvent","id":`...)
 	b = appendString(b, id)
 	b = append(b, `,"meta":{"versionId":"1","lastUpdated":`...)
-	b = appendString(b, instant(at))
+	b = appendInstant(b, at)
 	b = append(b, `},"type":`...)
 	b = appendCoding(b, r.info.typ)
 	if r.info.subtype.code != "" {
@@ -197,7 +233,7 @@ func (l *layout) content(r *resource, id string, at time.Time) []byte {
 	b = append(b, `,"action":"`...)
 	b = append(b, r.info.action)
 	b = append(b, `","recorded":`...)
-	b = appendString(b, instant(r.recorded))
+	b = appendInstant(b, r.recorded)
 	b = append(b, `,"outcome":`...)
 	b = appendString(b, r.outcome())
 	if e.OutcomeDesc != "" {
@@ -216,7 +252,7 @@ func (l *layout) content(r *resource, id string, at time.Time) []byte {
 	b = append(b, `],"source":{"observer":{"identifier":{"system":"urn:vidda:instance","value":`...)
 	b = appendString(b, l.instance)
 	b = append(b, `},"display":`...)
-	b = appendString(b, "vidda "+l.instance)
+	b = appendString(b, l.display)
 	b = append(b, `},"type":[`...)
 	b = appendCoding(b, coding{systemSourceType, "4", "Application Server"})
 	b = append(b, `]}`...)
@@ -278,7 +314,7 @@ func appendUser(b []byte, r *resource) []byte {
 	}
 	if a.Address != "" {
 		kind := "1" // machine name
-		if net.ParseIP(a.Address) != nil {
+		if _, err := netip.ParseAddr(a.Address); err == nil {
 			kind = "2" // IP address
 		}
 		b = append(b, `,"network":{"address":`...)
@@ -301,7 +337,7 @@ func appendEntities(b []byte, r *resource) []byte {
 		}
 		n++
 	}
-	if ref := r.domainRef(); ref != "" {
+	if ref := r.domain; ref != "" {
 		next()
 		if e.VersionID != "" {
 			ref += "/_history/" + e.VersionID
@@ -314,7 +350,7 @@ func appendEntities(b []byte, r *resource) []byte {
 		b = appendCoding(b, coding{systemObjectRole, "4", "Domain Resource"})
 		b = append(b, '}')
 	}
-	if ref := r.patientRef(); ref != "" {
+	if ref := r.patientRef; ref != "" {
 		next()
 		b = append(b, `{"what":{"reference":`...)
 		b = appendString(b, ref)

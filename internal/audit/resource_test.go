@@ -86,7 +86,7 @@ func TestEveryKindIsValidR4AndIndexedAsTheRegistryWould(t *testing.T) {
 				t.Fatalf("%d rows, want one per patient (%d)", len(rows), want)
 			}
 			for i, r := range rows {
-				content := []byte(r[4].(string))
+				content := r[4].([]byte)
 				res, err := types.Parse("AuditEvent", content)
 				if err != nil {
 					t.Fatalf("row %d is not a valid AuditEvent: %v\n%s", i, err, content)
@@ -199,7 +199,7 @@ func TestTheResourceSaysWhoWhatWhenWhereAndHowItEnded(t *testing.T) {
 			Description string
 		}
 	}
-	if err := json.Unmarshal([]byte(rows[1][4].(string)), &ae); err != nil {
+	if err := json.Unmarshal(rows[1][4].([]byte), &ae); err != nil {
 		t.Fatal(err)
 	}
 	query, _ := base64.StdEncoding.DecodeString(ae.Entity[1].Query)
