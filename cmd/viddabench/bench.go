@@ -60,14 +60,19 @@ func collect(ctx context.Context, o options, rep *report) error {
 	})
 }
 
-// measureServer runs steps 3 to 8: start-up, memory, creates, reads and
-// shutdown of one `vidda serve` child.
+// measureServer runs steps 2 to 6 (start-up, memory, creates, reads and
+// shutdown of one `vidda serve` child), then step 7, the cost of auditing.
 func measureServer(ctx context.Context, o options, dbURL, logPath string, rep *report) (err error) {
 	addr, err := freeAddr(ctx)
 	if err != nil {
 		return err
 	}
-	env := o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_HTTP_ADDR="+addr, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text")
+	mqttAddr, err := freeAddr(ctx)
+	if err != nil {
+		return err
+	}
+	// The embedded broker listens too: never on a port someone else holds.
+	env := o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_HTTP_ADDR="+addr, "VIDDA_MQTT_LISTEN="+mqttAddr, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text")
 	// Runs last: the child has exited, so its log is complete.
 	defer func() {
 		if err != nil || rep.serverFailed() {
@@ -132,6 +137,8 @@ func measureServer(ctx context.Context, o options, dbURL, logPath string, rep *r
 	if err != nil {
 		return err
 	}
-	rep.Rows, err = countObservations(ctx, dbURL)
-	return err
+	if rep.Rows, err = countObservations(ctx, dbURL); err != nil {
+		return err
+	}
+	return measureAudit(ctx, o, dbURL, filepath.Dir(logPath), ids, rep)
 }

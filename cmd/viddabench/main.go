@@ -56,6 +56,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if args[0] == "search" {
 		return runSearch(ctx, args[1:], getenv, stdout)
 	}
+	if args[0] == "export" {
+		return runExport(ctx, args[1:], getenv, stdout)
+	}
 	if args[0] != "http" {
 		usage(stdout)
 		return fmt.Errorf("unknown benchmark %q", args[0])
@@ -77,10 +80,13 @@ Benchmarks bin/vidda against the PostgreSQL server of VIDDA_BENCH_DATABASE_URL
 (make bench and make bench-ingest provide a throwaway cluster with fsync on).
 
 http  the raw INSERT ceiling from pgx, vidda's start-up time and memory, FHIR
-      creates against that ceiling, reads by id, and shutdown on SIGTERM.
+      creates against that ceiling, reads by id, shutdown on SIGTERM, and
+      what auditing costs on reads and searches (VIDDA_AUDIT on vs off).
 mqtt  device ingestion: the CopyFrom ceiling, a naive consumer and a no-op
       hook, then 1,000 simulated homes against vidda's embedded broker (flood,
       one connection's backlog, a fixed load) and through Mosquitto.
+export  a Bulk Data export of 1M Observations, kick-off to manifest, against
+      COPY ... TO STDOUT of the same rows, with vidda's RSS.
 
 Run "viddabench http --help" or "viddabench mqtt --help" for the flags.
 `)
@@ -95,6 +101,11 @@ type options struct {
 	json     bool          // print JSON instead of text
 	adminURL string        // VIDDA_BENCH_DATABASE_URL
 	getenv   func(string) string
+
+	// auditRounds and auditDuration shape step 7 (audit on vs off): rounds
+	// per mode, and the length of each phase in a round.
+	auditRounds   int
+	auditDuration time.Duration
 }
 
 // maxClients bounds --clients: far above what one machine can use, and
@@ -110,8 +121,10 @@ func parseHTTPFlags(args []string, getenv func(string) string, stdout io.Writer)
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of the raw and create phases (concurrent reads run half of it)")
 	fs.IntVar(&o.reads, "reads", 5000, "sequential reads by one client")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.IntVar(&o.auditRounds, "audit-rounds", 2, "rounds of the audit on/off comparison per mode (0: skip it)")
+	fs.DurationVar(&o.auditDuration, "audit-duration", 4*time.Second, "length of each audit phase in each round")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: viddabench http [--vidda bin/vidda] [--clients 16] [--duration 10s] [--reads 5000] [--json]")
+		fmt.Fprintln(stdout, "Usage: viddabench http [--vidda bin/vidda] [--clients 16] [--duration 10s] [--reads 5000] [--audit-rounds 2] [--audit-duration 4s] [--json]")
 		fmt.Fprintln(stdout, "\nNeeds VIDDA_BENCH_DATABASE_URL (a postgres:// URL; the run creates and drops its own database there).\n\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -127,6 +140,8 @@ func parseHTTPFlags(args []string, getenv func(string) string, stdout io.Writer)
 		return o, errors.New("--duration must be at least 100ms")
 	case o.reads < 1:
 		return o, errors.New("--reads must be at least 1")
+	case o.auditRounds < 0 || (o.auditRounds > 0 && o.auditDuration < 100*time.Millisecond):
+		return o, errors.New("--audit-rounds must not be negative, --audit-duration at least 100ms")
 	}
 	o.adminURL = getenv("VIDDA_BENCH_DATABASE_URL")
 	if o.adminURL == "" {

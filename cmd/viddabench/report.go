@@ -26,6 +26,8 @@ type report struct {
 	ShutdownMs   float64 `json:"shutdown_ms"`
 	ExitCode     int     `json:"exit_code"`
 	Rows         int     `json:"observation_rows"` // -1: not counted
+	// Audit is step 7; nil when skipped.
+	Audit *auditReport `json:"audit,omitempty"`
 
 	Targets   targets  `json:"targets"`
 	Problems  []string `json:"problems"`
@@ -65,6 +67,9 @@ func (r *report) judge() {
 	}
 	if r.Rows >= 0 && r.Rows < r.Creates.Count {
 		r.Problems = append(r.Problems, fmt.Sprintf("only %d observation rows after %d acknowledged creates", r.Rows, r.Creates.Count))
+	}
+	if r.Audit != nil {
+		r.Problems = append(r.Problems, r.Audit.Problems...)
 	}
 }
 
@@ -125,6 +130,9 @@ func (r *report) text(b *strings.Builder) {
 		p("6. SIGTERM: exited in %s with code %d; %s", msText(r.ShutdownMs), r.ExitCode, rows)
 	} else {
 		p("6. SIGTERM: not reached")
+	}
+	if r.Audit != nil {
+		r.Audit.text(p)
 	}
 	r.problems(p)
 }
