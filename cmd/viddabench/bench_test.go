@@ -52,3 +52,21 @@ func TestIDFromLocationTakesTheLogicalID(t *testing.T) {
 		t.Fatal("accepted a Location that is not an Observation version")
 	}
 }
+
+func TestBundleLinksReadsTheLinksWhereverTheyAre(t *testing.T) {
+	for name, body := range map[string]string{
+		"links first": `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"s"},{"relation":"next","url":"n"}],"entry":[{"resource":{"id":"a"}}]}`,
+		"links last":  `{"resourceType":"Bundle","entry":[{"resource":{"id":"a"}}],"total":1,"link":[{"relation":"self","url":"s"},{"relation":"next","url":"n"}]}`,
+	} {
+		links, err := bundleLinks([]byte(body))
+		if err != nil || len(links) != 2 || links[1] != (bundleLink{Relation: "next", URL: "n"}) {
+			t.Errorf("%s: %v, %v", name, links, err)
+		}
+	}
+	if links, err := bundleLinks([]byte(`{"resourceType":"Bundle"}`)); err != nil || links != nil {
+		t.Errorf("no links: %v, %v", links, err)
+	}
+	if _, err := bundleLinks([]byte(`[]`)); err == nil {
+		t.Error("accepted an array")
+	}
+}

@@ -54,3 +54,15 @@ func withBenchDatabase(ctx context.Context, adminURL string, fn func(dbURL strin
 	}()
 	return fn(dbURL, info)
 }
+
+// keepBenchDatabase runs fn on a fresh database of the server at adminURL
+// and leaves it there, for a look at the plans afterwards; kept receives
+// its URL.
+func keepBenchDatabase(ctx context.Context, adminURL string, kept *string, fn func(dbURL string, info pgInfo) error) error {
+	_, dbURL, info, err := createDatabase(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	*kept = dbURL
+	return fn(dbURL, info)
+}

@@ -25,6 +25,8 @@ type searchOptions struct {
 	many         int           // concurrent clients of the second round
 	loaders      int           // concurrent COPY connections
 	warm         time.Duration // unrecorded warm-up before each phase
+	keep         bool          // leave the bench database behind
+	explain      bool          // report the plans of vidda's queries
 }
 
 // Targets of the search benchmark; missing one is reported, not an error.
@@ -63,8 +65,10 @@ func parseSearchFlags(args []string, getenv func(string) string, stdout io.Write
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "length of each timed phase")
 	fs.DurationVar(&o.warm, "warm", 300*time.Millisecond, "unrecorded warm-up before each timed phase")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.keep, "keep", false, "keep the bench database and print its URL (useful with a server that outlives the run, not deploy/with-testdb.sh)")
+	fs.BoolVar(&o.explain, "explain", false, "report EXPLAIN (ANALYZE, BUFFERS) of the page query of each search shape, generic and custom plan")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: viddabench search [--vidda bin/vidda] [--observations 1000000] [--patients 1000] [--clients 32] [--duration 3s] [--json]")
+		fmt.Fprintln(stdout, "Usage: viddabench search [--vidda bin/vidda] [--observations 1000000] [--patients 1000] [--clients 32] [--duration 3s] [--explain] [--keep] [--json]")
 		fmt.Fprintln(stdout, "\nNeeds VIDDA_BENCH_DATABASE_URL (a postgres:// URL; the run creates and drops its own database there).\n\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -100,7 +104,13 @@ func parseSearchFlags(args []string, getenv func(string) string, stdout io.Write
 // collectSearch fills rep phase by phase; it returns the error that
 // stopped it.
 func collectSearch(ctx context.Context, o searchOptions, rep *searchReport) error {
-	return withBenchDatabase(ctx, o.adminURL, func(dbURL string, info pgInfo) error {
+	onDatabase := func(fn func(dbURL string, info pgInfo) error) error { return withBenchDatabase(ctx, o.adminURL, fn) }
+	if o.keep {
+		onDatabase = func(fn func(dbURL string, info pgInfo) error) error {
+			return keepBenchDatabase(ctx, o.adminURL, &rep.KeptDatabase, fn)
+		}
+	}
+	return onDatabase(func(dbURL string, info pgInfo) error {
 		rep.Postgres = info
 		if _, err := runVidda(ctx, o.vidda, o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text"), "migrate"); err != nil {
 			return err

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -20,13 +22,18 @@ import (
 const searchPages = 10
 
 // searchRun times one shape on one side with some clients. rec is called
-// with each request's latency (each page, for the paged shape).
-type searchRun func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error)
+// with each request's latency (each page, for the paged shape). The ids
+// of the results are returned when ids is set (vidda's side then decodes
+// every Bundle, which timed runs leave out: the baseline decodes nothing).
+type searchRun func(ctx context.Context, p int, rec func(time.Duration), ids bool) ([]string, error)
 
 // searchShape is one query, asked of vidda and of the baseline.
 type searchShape struct {
 	name        string
 	vidda, base searchRun
+	// query is the Observation search vidda answers for patient p (its
+	// first page); nil for an operation.
+	query func(p int) string
 }
 
 // measureSearches starts vidda on the loaded database and times every
@@ -63,11 +70,11 @@ func measureSearches(ctx context.Context, o searchOptions, dbURL, logPath string
 	for _, s := range shapes {
 		p := len(ds.patients) / 2
 		noop := func(time.Duration) {}
-		got, err := s.vidda(ctx, p, noop)
+		got, err := s.vidda(ctx, p, noop, true)
 		if err != nil {
 			return fmt.Errorf("%s: vidda: %w", s.name, err)
 		}
-		want, err := s.base(ctx, p, noop)
+		want, err := s.base(ctx, p, noop, true)
 		if err != nil {
 			return fmt.Errorf("%s: baseline: %w", s.name, err)
 		}
@@ -76,6 +83,11 @@ func measureSearches(ctx context.Context, o searchOptions, dbURL, logPath string
 				s.name, len(got), len(want), got[:min(3, len(got))], want[:min(3, len(want))])
 		}
 		rep.Verified = append(rep.Verified, fmt.Sprintf("%s: %d ids equal", s.name, len(got)))
+	}
+	if o.explain {
+		if rep.Plans, err = explainShapes(ctx, pool, shapes, len(ds.patients)/2); err != nil {
+			return err
+		}
 	}
 	for _, s := range shapes {
 		for _, clients := range []int{1, o.many} {
@@ -118,7 +130,7 @@ func timeSearch(ctx context.Context, run searchRun, clients, patients int, warm,
 				res := &workers[w]
 				rec := func(l time.Duration) { res.lat = append(res.lat, l) }
 				for ctx.Err() == nil && time.Now().Before(deadline) {
-					if _, err := run(ctx, rng.IntN(patients), rec); err != nil && ctx.Err() == nil {
+					if _, err := run(ctx, rng.IntN(patients), rec, false); err != nil && ctx.Err() == nil {
 						res.fail(err.Error())
 					}
 				}
@@ -139,36 +151,45 @@ func timeSearch(ctx context.Context, run searchRun, clients, patients int, warm,
 func searchShapes(t *target, pool *pgxpool.Pool, ds *searchData) []searchShape {
 	since := ds.now.Add(-30 * 24 * time.Hour)
 	const cols = "SELECT id, version_id, last_updated, content FROM observation"
+	codeQuery := func(p int) string {
+		return "patient=" + ds.patients[p] + "&code=" + url.QueryEscape(ds.bpToken) + "&_sort=-date&_count=50"
+	}
+	dateQuery := func(p int) string {
+		return "patient=" + ds.patients[p] + "&date=" + url.QueryEscape("ge"+since.Format(time.RFC3339))
+	}
+	pagesQuery := func(p int) string { return "patient=" + ds.patients[p] + "&_sort=-date&_count=50" }
 	return []searchShape{
 		{
-			name: "(a) code, -date, 50",
-			vidda: func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error) {
-				ids, _, err := t.bundle(ctx, t.fhir+"/Observation?patient="+ds.patients[p]+"&code="+url.QueryEscape(ds.bpToken)+"&_sort=-date&_count=50", rec)
-				return ids, err
+			name:  "(a) code, -date, 50",
+			query: codeQuery,
+			vidda: func(ctx context.Context, p int, rec func(time.Duration), ids bool) ([]string, error) {
+				got, _, err := t.bundle(ctx, t.fhir+"/Observation?"+codeQuery(p), rec, ids)
+				return got, err
 			},
-			base: func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error) {
+			base: func(ctx context.Context, p int, rec func(time.Duration), _ bool) ([]string, error) {
 				return baseQuery(ctx, pool, rec, cols+" WHERE patient_id = $1 AND code[1] = $2 AND NOT deleted ORDER BY date_start DESC, id DESC LIMIT 50",
 					ds.keys[p], ds.bpToken)
 			},
 		},
 		{
-			name: "(b) date ge 30 days",
-			vidda: func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error) {
-				ids, _, err := t.bundle(ctx, t.fhir+"/Observation?patient="+ds.patients[p]+"&date="+url.QueryEscape("ge"+since.Format(time.RFC3339)), rec)
-				return ids, err
+			name:  "(b) date ge 30 days",
+			query: dateQuery,
+			vidda: func(ctx context.Context, p int, rec func(time.Duration), ids bool) ([]string, error) {
+				got, _, err := t.bundle(ctx, t.fhir+"/Observation?"+dateQuery(p), rec, ids)
+				return got, err
 			},
-			base: func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error) {
+			base: func(ctx context.Context, p int, rec func(time.Duration), _ bool) ([]string, error) {
 				return baseQuery(ctx, pool, rec, cols+" WHERE patient_id = $1 AND date_start >= $2 AND NOT deleted ORDER BY last_updated DESC, id DESC LIMIT 50",
 					ds.keys[p], since)
 			},
 		},
 		{
 			name: "(c) $lastn max=3",
-			vidda: func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error) {
-				ids, _, err := t.bundle(ctx, t.fhir+"/Observation/$lastn?patient="+ds.patients[p]+"&max=3", rec)
-				return ids, err
+			vidda: func(ctx context.Context, p int, rec func(time.Duration), ids bool) ([]string, error) {
+				got, _, err := t.bundle(ctx, t.fhir+"/Observation/$lastn?patient="+ds.patients[p]+"&max=3", rec, ids)
+				return got, err
 			},
-			base: func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error) {
+			base: func(ctx context.Context, p int, rec func(time.Duration), _ bool) ([]string, error) {
 				return baseQuery(ctx, pool, rec, `SELECT o.id, o.version_id, o.last_updated, o.content
 FROM unnest($2::text[]) WITH ORDINALITY AS c(code, n) CROSS JOIN LATERAL (
   SELECT id, version_id, last_updated, content, date_start FROM observation
@@ -178,16 +199,17 @@ FROM unnest($2::text[]) WITH ORDINALITY AS c(code, n) CROSS JOIN LATERAL (
 			},
 		},
 		{
-			name: "(d) -date pages 1-10",
-			vidda: func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error) {
+			name:  "(d) -date pages 1-10",
+			query: pagesQuery,
+			vidda: func(ctx context.Context, p int, rec func(time.Duration), ids bool) ([]string, error) {
 				var all []string
-				u := t.fhir + "/Observation?patient=" + ds.patients[p] + "&_sort=-date&_count=50"
+				u := t.fhir + "/Observation?" + pagesQuery(p)
 				for range searchPages {
-					ids, next, err := t.bundle(ctx, u, rec)
+					got, next, err := t.bundle(ctx, u, rec, ids)
 					if err != nil {
 						return all, err
 					}
-					all = append(all, ids...)
+					all = append(all, got...)
 					if next == "" {
 						break
 					}
@@ -195,7 +217,7 @@ FROM unnest($2::text[]) WITH ORDINALITY AS c(code, n) CROSS JOIN LATERAL (
 				}
 				return all, nil
 			},
-			base: func(ctx context.Context, p int, rec func(time.Duration)) ([]string, error) {
+			base: func(ctx context.Context, p int, rec func(time.Duration), _ bool) ([]string, error) {
 				var all []string
 				var lastDate time.Time
 				for page := range searchPages {
@@ -221,9 +243,10 @@ FROM unnest($2::text[]) WITH ORDINALITY AS c(code, n) CROSS JOIN LATERAL (
 	}
 }
 
-// bundle GETs a searchset and returns its resources' ids and its next
-// link; the latency recorded ends when the whole body has arrived.
-func (t *target) bundle(ctx context.Context, u string, rec func(time.Duration)) ([]string, string, error) {
+// bundle GETs a searchset and returns its next link and, with ids, its
+// resources' ids; the latency recorded ends when the whole body has
+// arrived.
+func (t *target) bundle(ctx context.Context, u string, rec func(time.Duration), ids bool) ([]string, string, error) {
 	req, err := t.request(ctx, http.MethodGet, u, http.NoBody)
 	if err != nil {
 		return nil, "", err
@@ -233,7 +256,7 @@ func (t *target) bundle(ctx context.Context, u string, rec func(time.Duration)) 
 	if err != nil {
 		return nil, "", fmt.Errorf("get %s: %w", u, err)
 	}
-	body, err := drain(resp)
+	body, err := readBody(resp)
 	if err != nil {
 		return nil, "", fmt.Errorf("get %s: %w", u, err)
 	}
@@ -247,17 +270,19 @@ func (t *target) bundle(ctx context.Context, u string, rec func(time.Duration)) 
 				ID string `json:"id"`
 			} `json:"resource"`
 		} `json:"entry"`
-		Link []struct {
-			Relation string `json:"relation"`
-			URL      string `json:"url"`
-		} `json:"link"`
+		Link []bundleLink `json:"link"`
 	}
-	if err := json.Unmarshal(body, &b); err != nil {
+	if ids {
+		err = json.Unmarshal(body, &b)
+	} else {
+		b.Link, err = bundleLinks(body)
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("get %s: %w", u, err)
 	}
-	ids := make([]string, len(b.Entry))
-	for i, e := range b.Entry {
-		ids[i] = e.Resource.ID
+	var found []string
+	for _, e := range b.Entry {
+		found = append(found, e.Resource.ID)
 	}
 	next := ""
 	for _, l := range b.Link {
@@ -268,7 +293,58 @@ func (t *target) bundle(ctx context.Context, u string, rec func(time.Duration)) 
 			}
 		}
 	}
-	return ids, next, nil
+	return found, next, nil
+}
+
+type bundleLink struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+// bundleLinks reads a Bundle's links and no more of it than comes before
+// them (vidda writes them before the entries), so that the 32 clients do
+// not spend on decoding 35 kB Bundles the CPU the server shares with them.
+func bundleLinks(body []byte) ([]bundleLink, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	if tok != json.Delim('{') {
+		return nil, errors.New("bundle: not a JSON object")
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("bundle: %w", err)
+		}
+		if key == "link" {
+			var links []bundleLink
+			if err := dec.Decode(&links); err != nil {
+				return nil, fmt.Errorf("bundle link: %w", err)
+			}
+			return links, nil
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, fmt.Errorf("bundle: %w", err)
+		}
+	}
+	return nil, nil
+}
+
+// readBody reads a response body whose length is announced in one
+// allocation, and closes it so its connection is reused.
+func readBody(resp *http.Response) ([]byte, error) {
+	if resp.ContentLength <= 0 {
+		return drain(resp)
+	}
+	b := make([]byte, resp.ContentLength)
+	_, err := io.ReadFull(resp.Body, b)
+	if cerr := resp.Body.Close(); err == nil {
+		err = cerr
+	}
+	return b, err
 }
 
 // baseQuery runs one query and returns the ids of its rows, reading every

@@ -36,6 +36,10 @@ type searchReport struct {
 	Missed    []string       `json:"targets_missed"`
 	Problems  []string       `json:"problems"`
 	ServerLog string         `json:"server_log,omitempty"`
+	// Plans are --explain's plans of vidda's page queries.
+	Plans []searchPlan `json:"plans,omitempty"`
+	// KeptDatabase is the URL of the database --keep left behind.
+	KeptDatabase string `json:"kept_database,omitempty"`
 }
 
 func (r *searchReport) addProblem(p string)   { r.Problems = append(r.Problems, p) }
@@ -101,6 +105,9 @@ func (r *searchReport) write(w io.Writer, asJSON bool) error {
 		}
 		fmt.Fprintln(&b, "(d) times each page; \"p50 ×\" is vidda's p50 ÷ the baseline's, \"q/s ÷\" the baseline's queries/s ÷ vidda's.")
 	}
+	for _, p := range r.Plans {
+		fmt.Fprintf(&b, "\nPlans of %s (%s)\n  generic:\n%s\n  custom:\n%s\n", p.Shape, p.Query, indent(p.Generic, "    "), indent(p.Custom, "    "))
+	}
 	if r.RSSKiB > 0 {
 		fmt.Fprintf(&b, "vidda RSS   %.0f MiB after the searches\n", float64(r.RSSKiB)/1024)
 	}
@@ -115,8 +122,16 @@ func (r *searchReport) write(w io.Writer, asJSON bool) error {
 	if r.ServerLog != "" {
 		fmt.Fprintf(&b, "\nvidda serve log (tail):\n%s\n", r.ServerLog)
 	}
+	if r.KeptDatabase != "" {
+		fmt.Fprintf(&b, "\nKept database (--keep; drop it when done): %s\n", r.KeptDatabase)
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
+}
+
+// indent puts prefix before every line of s.
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
 }
