@@ -168,6 +168,7 @@ func New(deps Deps, cfg Config, log *slog.Logger) (*Server, error) {
 	s.app.Use(s.requestContext)
 	s.app.Use(s.securityHeaders)
 	s.routes()
+	s.logRoutes()
 	return s, nil
 }
 

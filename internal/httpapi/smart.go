@@ -18,7 +18,7 @@ type TokenIssuer interface {
 }
 
 // tokenPath is the token endpoint, relative to the base URL.
-const tokenPath = "/auth/token"
+const tokenPath = "/auth/token" //nolint:gosec // a URL path, not a credential
 
 // TokenURL is the token endpoint's absolute URL for a server with these
 // settings: the audience client assertions must name.
