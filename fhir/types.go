@@ -170,6 +170,18 @@ func builtinTypes() []typeDef {
 			},
 			syntax: map[string]primitiveSyntax{"AuditEvent.recorded": syntaxInstant},
 		},
+		{
+			// A monitored cohort: what /fhir/Group/{id}/$export exports.
+			name:     "Group",
+			newModel: func() any { return new(fhirmodels.Group) },
+			summary: []string{
+				"identifier", "active", "type", "actual", "code", "name", "quantity", "managingEntity",
+			},
+			references: map[string][]string{
+				"Group.managingEntity": {"Organization", "RelatedPerson", "Practitioner", "PractitionerRole"},
+				"Group.member.entity":  {"Patient", "Practitioner", "PractitionerRole", "Device", "Medication", "Substance", "Group"},
+			},
+		},
 	}
 }
 

@@ -16,6 +16,7 @@ const (
 	careTeamStatusSystem    = "http://hl7.org/fhir/care-team-status"
 	auditActionSystem       = "http://hl7.org/fhir/audit-event-action"
 	auditOutcomeSystem      = "http://hl7.org/fhir/audit-event-outcome"
+	groupTypeSystem         = "http://hl7.org/fhir/group-type"
 )
 
 // definitions declares every search parameter Vidda serves, per type, with
@@ -154,6 +155,20 @@ func definitions() []*Definition {
 			},
 			Compartment: auditPatient,
 		},
+		{
+			// Not in the patient compartment: a Group has many patients.
+			Type: "Group",
+			Params: []*Param{
+				identifier("Group", "Unique id"),
+				{
+					Name: "member", Kind: Reference, Expression: "Group.member.entity", Column: "member",
+					Targets: []string{"Patient", "Practitioner", "PractitionerRole", "Device", "Medication", "Substance", "Group"}, Doc: "Reference to the group member",
+				},
+				{Name: "type", Kind: Token, Expression: "Group.type", Column: "type", System: groupTypeSystem, Doc: "The type of resources the group contains"},
+				{Name: "actual", Kind: Token, Expression: "Group.actual", Column: "actual", Doc: "Descriptive or actual"},
+				{Name: "code", Kind: Token, Expression: "Group.code", Column: "code", Doc: "The kind of resources contained"},
+			},
+		},
 	}
 }
 
@@ -169,6 +184,7 @@ func models() map[string]reflect.Type {
 		"PractitionerRole": reflect.TypeFor[fm.PractitionerRole](),
 		"CareTeam":         reflect.TypeFor[fm.CareTeam](),
 		"AuditEvent":       reflect.TypeFor[fm.AuditEvent](),
+		"Group":            reflect.TypeFor[fm.Group](),
 	}
 }
 
@@ -226,7 +242,7 @@ func refPatient(r *fm.Reference) string {
 func auditEntityTypes() []string {
 	return []string{
 		"Patient", "Practitioner", "PractitionerRole", "Organization", "Device",
-		"Observation", "CareTeam", "AuditEvent",
+		"Observation", "CareTeam", "AuditEvent", "Group",
 	}
 }
 

@@ -2,11 +2,11 @@ package store_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/vidda/vidda/fhir/search"
+	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/db/dbtest"
 )
 
@@ -22,12 +22,12 @@ func TestEverySearchParameterHasItsColumns(t *testing.T) {
 				var got string
 				err := pool.QueryRow(context.Background(),
 					`SELECT coalesce(max(udt_name), '') FROM information_schema.columns WHERE table_name = $1 AND column_name = $2`,
-					strings.ToLower(typ), col.Name).Scan(&got)
+					store.Table(typ), col.Name).Scan(&got)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if got != udt[col.SQLType] {
-					t.Errorf("%s.%s: table %s needs column %s %s (found %q)", typ, p.Name, strings.ToLower(typ), col.Name, col.SQLType, got)
+					t.Errorf("%s.%s: table %s needs column %s %s (found %q)", typ, p.Name, store.Table(typ), col.Name, col.SQLType, got)
 				}
 			}
 		}

@@ -124,8 +124,15 @@ func newID() (string, error) {
 }
 
 // table is the SQL table of a resource type; types come from the registry,
-// never from the client, so this is safe to put in SQL text.
-func table(typ string) string { return strings.ToLower(typ) }
+// never from the client, so this is safe to put in SQL text. GROUP is a
+// reserved word in SQL, so Group's table is fhir_group (and
+// fhir_group_history), unquoted like every other.
+func table(typ string) string {
+	if typ == "Group" {
+		return "fhir_group"
+	}
+	return strings.ToLower(typ)
+}
 
 // now is the server time at the precision meta.lastUpdated shows.
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
