@@ -119,6 +119,9 @@ type deviceInput interface {
 	Run(ctx context.Context) error
 	Ready() <-chan struct{}
 	Addr() string
+	// Ping fails while devices cannot reach vidda: the external broker's
+	// connection is down, or the embedded broker does not listen.
+	Ping(ctx context.Context) error
 }
 
 // deviceSource picks the embedded broker, or the consumer of the broker at

@@ -186,6 +186,18 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	deviceAuth := auth.NewDeviceAuthenticator(st.DeviceCredential, store.ErrNoCredential)
+	sink, err := newIngestSink(st)
+	if err != nil {
+		return err
+	}
+	pipe := ingest.New(sink, ingestBindings{st}, types, cfg.ingest, metrics, log)
+	devicesIn, err := deviceSource(cfg, external, pipe, deviceAuth, log)
+	if err != nil {
+		return err
+	}
+	// Ready while the database answers and devices can reach vidda: the
+	// external broker's connection is up, or the embedded one listens.
+	ready := httpapi.ReadyChecks{{Name: "database", Check: st}, {Name: "broker", Check: devicesIn}}
 	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor), log)
 	if err != nil {
 		return err
@@ -196,7 +208,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	srv, err := httpapi.New(httpapi.Deps{
-		Store: st, Types: types, Params: params, Verifier: verifier, Ready: st, Metrics: metrics,
+		Store: st, Types: types, Params: params, Verifier: verifier, Ready: ready, Metrics: metrics,
 		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
 		Sessions: sessions, Users: users, Pages: pages, Tokens: tokens,
 	}, cfg.http, log)
@@ -204,15 +216,6 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var lc net.ListenConfig
-	sink, err := newIngestSink(st)
-	if err != nil {
-		return err
-	}
-	pipe := ingest.New(sink, ingestBindings{st}, types, cfg.ingest, metrics, log)
-	devicesIn, err := deviceSource(cfg, external, pipe, deviceAuth, log)
-	if err != nil {
-		return err
-	}
 	ln, err := lc.Listen(ctx, "tcp", cfg.http.Addr)
 	if err != nil {
 		return fmt.Errorf("VIDDA_HTTP_ADDR: %w", err)

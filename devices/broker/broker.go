@@ -113,6 +113,20 @@ func capabilities(cfg Config) *mqtt.Capabilities {
 // Ready is closed once the broker listens.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }
 
+// Ping reports whether the broker takes device connections: it fails with
+// ErrNotListening before Run listens and from the moment it starts to stop.
+func (b *Broker) Ping(context.Context) error {
+	select {
+	case <-b.ready:
+	default:
+		return ErrNotListening
+	}
+	if b.draining.Load() {
+		return ErrNotListening
+	}
+	return nil
+}
+
 // Addr is the address the broker listens on ("" before Ready), useful when
 // Config.Listen has port 0.
 func (b *Broker) Addr() string {

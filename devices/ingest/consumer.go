@@ -49,6 +49,10 @@ func (c ConsumerConfig) Validate() error {
 	return nil
 }
 
+// ErrDisconnected is Ping's answer while the consumer has no connection to
+// the external broker.
+var ErrDisconnected = errors.New("not connected to the MQTT broker")
+
 // Consumer feeds an external broker's device messages into the pipeline
 // through a shared subscription with a persistent session, and acks each
 // message to the broker only after the pipeline committed it: the broker
@@ -60,6 +64,7 @@ type Consumer struct {
 	inflight sync.WaitGroup
 	mu       sync.Mutex
 	stopping bool
+	client   mqtt.Client // set by Run; nil before
 }
 
 // NewConsumer returns a consumer for pipe.
@@ -90,6 +95,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	client := mqtt.NewClient(opts)
+	c.mu.Lock()
+	c.client = client
+	c.mu.Unlock()
 	tok := client.Connect()
 	select {
 	case <-tok.Done():
@@ -112,6 +120,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.log.Warn("mqtt: stopping with messages in flight; the broker will redeliver them")
 	}
 	client.Disconnect(250)
+	return nil
+}
+
+// Ping reports whether the consumer is connected to the broker: while it is
+// not, no device message reaches vidda (the broker keeps them for vidda's
+// session), so the instance is not ready. It fails with ErrDisconnected
+// before Run connects, while paho reconnects, and once Run is stopping.
+func (c *Consumer) Ping(context.Context) error {
+	c.mu.Lock()
+	client, stopping := c.client, c.stopping
+	c.mu.Unlock()
+	if client == nil || stopping || !client.IsConnectionOpen() {
+		return ErrDisconnected
+	}
 	return nil
 }
 

@@ -119,16 +119,6 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
-func (s *Server) readyz(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
-	defer cancel()
-	if err := s.deps.Ready.Ping(ctx); err != nil {
-		s.log.WarnContext(ctx, "not ready", "err", err)
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "database": "unreachable"})
-	}
-	return c.JSON(fiber.Map{"status": "ready"})
-}
-
 // metricsHandler serves Prometheus metrics to admins and system clients.
 func (s *Server) metricsHandler() fiber.Handler {
 	adapted := adaptor.HTTPHandler(promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
