@@ -78,6 +78,12 @@ func NewConsumer(cfg ConsumerConfig, pipe *Pipeline, log *slog.Logger) *Consumer
 	return &Consumer{cfg: cfg, pipe: pipe, log: log}
 }
 
+// reconnectEvery caps the wait between attempts to reach a lost broker.
+// Short, because Mosquitto 2.0 does not keep shared subscriptions across
+// its restart: until vidda subscribes again, what devices publish is
+// acknowledged to them and delivered to no one (make faults measures it).
+const reconnectEvery = time.Second
+
 // Filters are the shared subscriptions of a group.
 func Filters(group string) []string {
 	out := make([]string, 0, 3)
@@ -148,7 +154,7 @@ func (c *Consumer) options(ctx context.Context) (*mqtt.ClientOptions, error) {
 	}
 	opts := mqtt.NewClientOptions().AddBroker(scheme + "://" + u.Host).SetClientID(c.cfg.ClientID).
 		SetCleanSession(false).SetResumeSubs(true).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
+		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(reconnectEvery).
 		SetAutoAckDisabled(true).SetOrderMatters(true).SetKeepAlive(30 * time.Second)
 	if u.User != nil {
 		opts.SetUsername(u.User.Username())
