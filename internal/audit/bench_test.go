@@ -30,7 +30,7 @@ func BenchmarkPrepare(b *testing.B) {
 // BenchmarkRecord is what a request pays: queueing one event.
 func BenchmarkRecord(b *testing.B) {
 	l := slog.New(slog.DiscardHandler)
-	w := &Writer{cfg: DefaultConfig(), log: l, queue: make(chan *Event, 1<<20), metrics: newWriterMetrics(nil, nil)}
+	w := &Writer{cfg: DefaultConfig(), log: l, queue: make(chan *Event, 1<<20), metrics: newWriterMetrics(nil, nil), full: make(chan struct{}, 1), fullAt: 1 << 19}
 	ctx := context.Background()
 	e := readEvent(1)
 	b.ReportAllocs()

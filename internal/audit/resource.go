@@ -33,7 +33,6 @@ type layout struct {
 	agents   []string                   // types agent= indexes
 	entities []string                   // types entity= indexes
 	instance string                     // source.observer
-	display  string                     // and its display
 	// The token keys of each kind's type, subtype and action and of each
 	// outcome never change: made once, and boxed once, as a row holds
 	// them (COPY only reads them).
@@ -51,7 +50,7 @@ func newLayout(params *search.Registry, instance string) (*layout, error) {
 	}
 	l := &layout{
 		cols:     []string{"id", "version_id", "last_updated", "patient_id", "content"},
-		instance: instance, display: "vidda " + instance, outcomeKeys: map[string]any{},
+		instance: instance, outcomeKeys: map[string]any{},
 	}
 	for _, p := range def.Params {
 		if p.Shared() {
@@ -244,17 +243,15 @@ func (l *layout) content(r *resource, id string, at time.Time) []byte {
 	b = appendUser(b, r)
 	if e.Agent.ClientID != "" {
 		b = append(b, `,{"type":{"coding":[`...)
-		b = appendCoding(b, coding{SystemDICOM, "110150", "Application"})
+		b = appendCoding(b, coding{SystemDICOM, "110150", ""})
 		b = append(b, `]},"who":{"identifier":{"system":"urn:vidda:oauth-client","value":`...)
 		b = appendString(b, e.Agent.ClientID)
 		b = append(b, `}},"requestor":false}`...)
 	}
 	b = append(b, `],"source":{"observer":{"identifier":{"system":"urn:vidda:instance","value":`...)
 	b = appendString(b, l.instance)
-	b = append(b, `},"display":`...)
-	b = appendString(b, l.display)
-	b = append(b, `},"type":[`...)
-	b = appendCoding(b, coding{systemSourceType, "4", "Application Server"})
+	b = append(b, `}},"type":[`...)
+	b = appendCoding(b, coding{systemSourceType, "4", ""}) // Application Server
 	b = append(b, `]}`...)
 	b = appendEntities(b, r)
 	return append(b, '}')
@@ -265,9 +262,9 @@ func appendUser(b []byte, r *resource) []byte {
 	b = append(b, '{')
 	if r.info.typ.code != "110114" { // not User Authentication
 		// BALP: the user receives data (IRCP) or authors it (AUT).
-		c := coding{systemParticipant, "IRCP", "information recipient"}
+		c := coding{systemParticipant, "IRCP", ""} // information recipient
 		if r.info.action == 'C' || r.info.action == 'U' || r.info.action == 'D' {
-			c = coding{systemParticipant, "AUT", "author (originator)"}
+			c = coding{systemParticipant, "AUT", ""} // author (originator)
 		}
 		b = append(b, `"type":{"coding":[`...)
 		b = appendCoding(b, c)
@@ -345,9 +342,9 @@ func appendEntities(b []byte, r *resource) []byte {
 		b = append(b, `{"what":{"reference":`...)
 		b = appendString(b, ref)
 		b = append(b, `},"type":`...)
-		b = appendCoding(b, coding{systemEntityType, "2", "System Object"})
+		b = appendCoding(b, coding{systemEntityType, "2", ""}) // System Object
 		b = append(b, `,"role":`...)
-		b = appendCoding(b, coding{systemObjectRole, "4", "Domain Resource"})
+		b = appendCoding(b, coding{systemObjectRole, "4", ""}) // Domain Resource
 		b = append(b, '}')
 	}
 	if ref := r.patientRef; ref != "" {
@@ -355,17 +352,17 @@ func appendEntities(b []byte, r *resource) []byte {
 		b = append(b, `{"what":{"reference":`...)
 		b = appendString(b, ref)
 		b = append(b, `},"type":`...)
-		b = appendCoding(b, coding{systemEntityType, "1", "Person"})
+		b = appendCoding(b, coding{systemEntityType, "1", ""}) // Person
 		b = append(b, `,"role":`...)
-		b = appendCoding(b, coding{systemObjectRole, "1", "Patient"})
+		b = appendCoding(b, coding{systemObjectRole, "1", ""}) // Patient
 		b = append(b, '}')
 	}
 	if e.Query != "" {
 		next()
 		b = append(b, `{"type":`...)
-		b = appendCoding(b, coding{systemEntityType, "2", "System Object"})
+		b = appendCoding(b, coding{systemEntityType, "2", ""}) // System Object
 		b = append(b, `,"role":`...)
-		b = appendCoding(b, coding{systemObjectRole, "24", "Query"})
+		b = appendCoding(b, coding{systemObjectRole, "24", ""}) // Query
 		b = append(b, `,"query":"`...)
 		b = base64.StdEncoding.AppendEncode(b, []byte(e.Query))
 		b = append(b, `"}`...)
@@ -379,7 +376,7 @@ func appendEntities(b []byte, r *resource) []byte {
 			b = append(b, `}},`...)
 		}
 		b = append(b, `"type":`...)
-		b = appendCoding(b, coding{systemBALPEntity, "XrequestId", "X-Request-Id"})
+		b = appendCoding(b, coding{systemBALPEntity, "XrequestId", ""})
 		if d := describe(e); d != "" {
 			b = append(b, `,"description":`...)
 			b = appendString(b, d)

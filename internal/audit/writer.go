@@ -92,6 +92,9 @@ type Writer struct {
 	layout  *layout
 	queue   chan *Event
 	metrics *writerMetrics
+	// full tells Run that a batch's worth waits (fullAt events or more).
+	full   chan struct{}
+	fullAt int
 
 	// mu orders Record against the end of Run: Record holds it shared
 	// while it queues, and Run takes it exclusively to seal the queue, so
@@ -110,7 +113,10 @@ func NewWriter(pool *pgxpool.Pool, params *search.Registry, cfg Config, reg prom
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{pool: pool, cfg: cfg, log: log, layout: l, queue: make(chan *Event, cfg.QueueSize)}
+	w := &Writer{
+		pool: pool, cfg: cfg, log: log, layout: l, queue: make(chan *Event, cfg.QueueSize),
+		full: make(chan struct{}, 1), fullAt: max(1, min(cfg.MaxBatch, cfg.QueueSize/2)),
+	}
 	w.metrics = newWriterMetrics(reg, func() float64 { return float64(len(w.queue)) })
 	return w, nil
 }
@@ -126,17 +132,24 @@ func (w *Writer) Record(ctx context.Context, e Event) {
 	ev := &e
 	w.mu.RLock()
 	if !w.sealed {
+		queued := false
 		select {
 		case w.queue <- ev:
-			w.mu.RUnlock()
-			return
+			queued = true
 		default:
+			w.signalFull() // the writer may be asleep until its next tick
+			select {
+			case w.queue <- ev:
+				queued = true
+			case <-ctx.Done():
+			}
 		}
-		select {
-		case w.queue <- ev:
+		if queued {
 			w.mu.RUnlock()
+			if len(w.queue) >= w.fullAt {
+				w.signalFull()
+			}
 			return
-		case <-ctx.Done():
 		}
 	}
 	w.mu.RUnlock()
@@ -146,6 +159,13 @@ func (w *Writer) Record(ctx context.Context, e Event) {
 	if err := w.WriteNow(wctx, e); err != nil {
 		w.metrics.lost.Inc()
 		w.log.ErrorContext(ctx, "audit: event lost", "kind", e.Kind.String(), "request_id", e.RequestID, "err", err)
+	}
+}
+
+func (w *Writer) signalFull() {
+	select {
+	case w.full <- struct{}{}:
+	default:
 	}
 }
 
@@ -170,39 +190,30 @@ func (w *Writer) WriteNow(ctx context.Context, events ...Event) error {
 // and returns. Start it before anything records; stop it after the HTTP
 // server and every other recorder have drained.
 func (w *Writer) Run(ctx context.Context) error {
+	// The writer wakes on a tick, or when a batch's worth is waiting, and
+	// never for one event: a Record then costs a request no more than a
+	// send into a buffered channel, without waking another goroutine.
+	tick := time.NewTicker(w.cfg.FlushEvery)
+	defer tick.Stop()
 	batch := make([]*Event, 0, w.cfg.MaxBatch)
-	timer := time.NewTimer(0)
-	<-timer.C
 	for {
 		select {
 		case <-ctx.Done():
 			return w.drain(ctx, batch[:0], 0)
-		case e := <-w.queue:
-			batch = append(batch[:0], e)
+		case <-tick.C:
+		case <-w.full:
 		}
-		timer.Reset(w.cfg.FlushEvery)
-	fill:
-		for len(batch) < w.cfg.MaxBatch {
-			select {
-			case e := <-w.queue:
-				batch = append(batch, e)
-			case <-timer.C:
-				break fill
-			case <-ctx.Done():
-				break fill
+		for len(w.queue) > 0 && ctx.Err() == nil {
+			batch = batch[:0]
+			for len(batch) < w.cfg.MaxBatch && len(w.queue) > 0 {
+				batch = append(batch, <-w.queue)
 			}
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+			if err := w.write(ctx, batch, time.Time{}); err != nil {
+				// Only once ctx has ended and the drain deadline has passed.
+				return w.drain(ctx, batch[:0], len(batch))
 			}
+			clear(batch)
 		}
-		if err := w.write(ctx, batch, time.Time{}); err != nil {
-			// Only once ctx has ended and the drain deadline has passed.
-			return w.drain(ctx, batch[:0], len(batch))
-		}
-		clear(batch)
 	}
 }
 
