@@ -23,9 +23,7 @@ func copyTree(src, dst string, link bool) error {
 			}
 			return os.MkdirAll(filepath.Join(dst, rel), 0o750)
 		}
-		top := !strings.Contains(rel, string(filepath.Separator))
-		if !d.Type().IsRegular() || !(strings.HasSuffix(rel, ".go") || strings.HasPrefix(rel, "deploy"+string(filepath.Separator)) ||
-			top && slices.Contains([]string{"go.mod", "Makefile", "README.md"}, rel)) {
+		if !d.Type().IsRegular() || !checked(rel) {
 			return nil
 		}
 		if link {
@@ -37,6 +35,16 @@ func copyTree(src, dst string, link bool) error {
 		}
 		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
 	})
+}
+
+// checked reports whether the check reads the file at rel.
+func checked(rel string) bool {
+	switch {
+	case strings.HasSuffix(rel, ".go"), strings.HasPrefix(rel, "deploy"+string(filepath.Separator)):
+		return true
+	default:
+		return slices.Contains([]string{"go.mod", "Makefile", "README.md"}, rel)
+	}
 }
 
 // tempRoot is a copy of the repository that a test may break a file of
