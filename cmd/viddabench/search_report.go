@@ -31,6 +31,7 @@ type searchReport struct {
 	Config    searchConfig   `json:"config"`
 	Load      searchLoad     `json:"load"`
 	Verified  []string       `json:"verified"`
+	WarmS     float64        `json:"warm_seconds"` // every shape once per patient, untimed
 	Results   []searchResult `json:"results"`
 	RSSKiB    int64          `json:"vidda_rss_kib"`
 	Missed    []string       `json:"targets_missed"`
@@ -95,6 +96,9 @@ func (r *searchReport) write(w io.Writer, asJSON bool) error {
 	fmt.Fprintf(&b, "            VACUUM ANALYZE %.1f s; table %.0f MiB, indexes %.0f MiB\n", l.VacuumS, l.TableMiB, l.IndexMiB)
 	if len(r.Verified) > 0 {
 		fmt.Fprintf(&b, "\nSame ids    %s\n", strings.Join(r.Verified, "; "))
+	}
+	if r.WarmS > 0 {
+		fmt.Fprintf(&b, "Warm-up     every shape once per patient through the baseline, untimed: %.1f s\n", r.WarmS)
 	}
 	if len(r.Results) > 0 {
 		fmt.Fprintf(&b, "\n%-22s %7s | %8s %8s %8s | %8s %8s %8s | %6s %6s\n", "query (phase "+fmt.Sprint(r.Config.DurationS)+" s)", "clients",
