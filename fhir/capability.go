@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,20 @@ type Capabilities struct {
 	// TokenURL and AuthorizeURL are the OAuth endpoints, published with the
 	// SMART oauth-uris extension when set.
 	TokenURL, AuthorizeURL string
+	// Instantiates lists the canonical URLs of CapabilityStatements this
+	// server implements, e.g. Bulk Data's. Optional.
+	Instantiates []string
+	// Operations are the whole-system operations (rest.operation), e.g.
+	// $export. Optional.
+	Operations []OperationCapability
+}
+
+// OperationCapability is one supported operation.
+type OperationCapability struct {
+	// Name is the operation's name without "$", e.g. "export".
+	Name string
+	// Definition is the canonical URL of its OperationDefinition.
+	Definition string
 }
 
 // ResourceCapability is what the server supports for one resource type.
@@ -53,6 +68,8 @@ type ResourceCapability struct {
 	ReadHistory bool
 	// SearchParams lists the search parameters in the order to publish them.
 	SearchParams []SearchParamCapability
+	// Operations are the type's operations (rest.resource.operation).
+	Operations []OperationCapability
 }
 
 // SearchParamCapability is one supported search parameter.
@@ -101,6 +118,7 @@ func CapabilityStatement(c Capabilities) ([]byte, error) {
 		Implementation: &implementationJSON{Description: c.Software, URL: c.BaseURL},
 		FHIRVersion:    "4.0.1",
 		Format:         []string{"json"},
+		Instantiates:   c.Instantiates,
 	}
 	rest := restJSON{Mode: "server", Resource: make([]resourceJSON, 0, len(c.Resources))}
 	if c.SecurityService != "" || c.CORS || c.SecurityDescription != "" || c.TokenURL != "" || c.AuthorizeURL != "" {
@@ -120,8 +138,10 @@ func CapabilityStatement(c Capabilities) ([]byte, error) {
 		for _, p := range r.SearchParams {
 			rj.SearchParam = append(rj.SearchParam, searchParamJSON(p))
 		}
+		rj.Operation = operationsJSON(r.Operations)
 		rest.Resource = append(rest.Resource, rj)
 	}
+	rest.Operation = operationsJSON(c.Operations)
 	for _, i := range c.SystemInteractions {
 		rest.Interaction = append(rest.Interaction, codeJSON{Code: i})
 	}
@@ -147,6 +167,9 @@ func (c *Capabilities) validate(codes map[string][]string) error {
 	if err := checkCodes(codes["system"], c.SystemInteractions, "system interaction"); err != nil {
 		return err
 	}
+	if err := checkOperations(c.Operations, "system"); err != nil {
+		return err
+	}
 	types := make(map[string]bool, len(c.Resources))
 	for _, r := range c.Resources {
 		if !validTypeName(r.Type) || types[r.Type] {
@@ -162,6 +185,9 @@ func (c *Capabilities) validate(codes map[string][]string) error {
 		if r.ConditionalDelete != "" && !slices.Contains(codes["delete"], r.ConditionalDelete) {
 			return fmt.Errorf("%w: %s conditionalDelete %q", errCapability, r.Type, r.ConditionalDelete)
 		}
+		if err := checkOperations(r.Operations, r.Type); err != nil {
+			return err
+		}
 		names := make(map[string]bool, len(r.SearchParams))
 		for _, p := range r.SearchParams {
 			if p.Name == "" || names[p.Name] || !slices.Contains(codes["param"], p.Type) {
@@ -171,6 +197,26 @@ func (c *Capabilities) validate(codes map[string][]string) error {
 		}
 	}
 	return nil
+}
+
+// checkOperations refuses operations without a name or a definition URL,
+// and names listed twice.
+func checkOperations(ops []OperationCapability, where string) error {
+	for i, op := range ops {
+		if op.Name == "" || strings.HasPrefix(op.Name, "$") || !strings.Contains(op.Definition, "://") ||
+			slices.ContainsFunc(ops[:i], func(o OperationCapability) bool { return o.Name == op.Name }) {
+			return fmt.Errorf("%w: %s operation %q (%q) is invalid or listed twice", errCapability, where, op.Name, op.Definition)
+		}
+	}
+	return nil
+}
+
+func operationsJSON(ops []OperationCapability) []operationJSON {
+	var out []operationJSON
+	for _, op := range ops {
+		out = append(out, operationJSON(op))
+	}
+	return out
 }
 
 // checkCodes refuses codes outside allowed and duplicates.

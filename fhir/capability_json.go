@@ -11,6 +11,7 @@ type capabilityJSON struct {
 	Kind           string              `json:"kind"`
 	Software       *softwareJSON       `json:"software,omitempty"`
 	Implementation *implementationJSON `json:"implementation,omitempty"`
+	Instantiates   []string            `json:"instantiates,omitempty"`
 	FHIRVersion    string              `json:"fhirVersion"`
 	Format         []string            `json:"format"`
 	Rest           []restJSON          `json:"rest"`
@@ -27,10 +28,11 @@ type implementationJSON struct {
 }
 
 type restJSON struct {
-	Mode        string         `json:"mode"`
-	Security    *securityJSON  `json:"security,omitempty"`
-	Resource    []resourceJSON `json:"resource,omitempty"`
-	Interaction []codeJSON     `json:"interaction,omitempty"`
+	Mode        string          `json:"mode"`
+	Security    *securityJSON   `json:"security,omitempty"`
+	Resource    []resourceJSON  `json:"resource,omitempty"`
+	Interaction []codeJSON      `json:"interaction,omitempty"`
+	Operation   []operationJSON `json:"operation,omitempty"`
 }
 
 type securityJSON struct {
@@ -64,6 +66,12 @@ type resourceJSON struct {
 	ConditionalCreate bool              `json:"conditionalCreate"`
 	ConditionalDelete string            `json:"conditionalDelete,omitempty"`
 	SearchParam       []searchParamJSON `json:"searchParam,omitempty"`
+	Operation         []operationJSON   `json:"operation,omitempty"`
+}
+
+type operationJSON struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition"`
 }
 
 type codeJSON struct {

@@ -11,8 +11,9 @@ import (
 )
 
 // capabilityStatement is generated from the registries the routes serve, so
-// it lists exactly the types, interactions and parameters that work.
-func capabilityStatement(types *fhir.Registry, params *search.Registry, base, version string) ([]byte, error) {
+// it lists exactly the types, interactions and parameters that work, and
+// the Bulk Data export operations when they are served.
+func capabilityStatement(types *fhir.Registry, params *search.Registry, base, version string, exports bool) ([]byte, error) {
 	c := fhir.Capabilities{
 		Software: "Vidda", Version: version, BaseURL: base, Date: time.Now().UTC(),
 		SecurityService:    "SMART-on-FHIR",
@@ -43,6 +44,9 @@ func capabilityStatement(types *fhir.Registry, params *search.Registry, base, ve
 			rc.SearchParams = append(rc.SearchParams, fhir.SearchParamCapability{Name: p.Name, Type: string(p.Kind), Documentation: p.Doc})
 		}
 		c.Resources = append(c.Resources, rc)
+	}
+	if exports {
+		declareExport(&c)
 	}
 	b, err := fhir.CapabilityStatement(c)
 	if err != nil {

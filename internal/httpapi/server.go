@@ -120,6 +120,9 @@ type Deps struct {
 	// Tokens serves the SMART Backend Services token endpoint
 	// (POST /auth/token); nil: not mounted.
 	Tokens TokenIssuer
+	// Exports serves FHIR Bulk Data $export (see export.go); nil: not
+	// mounted.
+	Exports Exports
 }
 
 // Server is the HTTP API.
@@ -149,7 +152,7 @@ func New(deps Deps, cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.hsts = cfg.TLS() || strings.HasPrefix(s.base, "https://")
-	if s.capJSON, err = capabilityStatement(deps.Types, deps.Params, s.base+"/fhir", cfg.Version); err != nil {
+	if s.capJSON, err = capabilityStatement(deps.Types, deps.Params, s.base+"/fhir", cfg.Version, deps.Exports != nil); err != nil {
 		return nil, err
 	}
 	s.metrics = newHTTPMetrics(deps.Metrics)
@@ -213,6 +216,7 @@ func (s *Server) routes() {
 	f.Get("/metadata", s.capability)
 	f.Use(s.auditFHIR)
 	f.Use(s.authenticate)
+	s.exportRoutes(f)
 	f.Post("/", s.transaction)
 	f.Get("/:type/_history", s.typeHistory)
 	f.Get("/:type/:id/_history/:vid", s.vread)
