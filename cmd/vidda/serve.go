@@ -82,6 +82,7 @@ type serveConfig struct {
 	signIn    signInSettings
 	audit     auditSettings
 	oidc      oidcSettings
+	export    exportSettings
 }
 
 func serve(ctx context.Context, e *env, args []string) error {
@@ -112,6 +113,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.String(&cfg.http.TLSKeyFile, "tls-key", "VIDDA_TLS_KEY", "", "PEM key for --tls-cert")
 	cs.Int(&cfg.http.MQTTAuthPerMinute, "mqtt-auth-rate-limit", "VIDDA_MQTT_AUTH_RATE_LIMIT", cfg.http.MQTTAuthPerMinute, "external broker password checks per minute (0: no limit)")
 	bindOIDC(cs, &cfg.oidc)
+	bindExport(cs, &cfg.export)
 	if err := cs.Parse(args); err != nil {
 		return err
 	}
@@ -119,6 +121,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := cfg.oidc.validate(); err != nil {
+		return err
+	}
+	if err := cfg.export.validate(); err != nil {
 		return err
 	}
 	if err := cfg.store.Validate(); err != nil {
@@ -207,10 +212,12 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	exports := cfg.export.exporter(st, types, params, cfg.consumer.ClientID, auditRecorder(auditor), log)
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: verifier, Ready: ready, Metrics: metrics,
 		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
 		Sessions: sessions, Users: users, Pages: pages, Tokens: tokens,
+		Exports: exports,
 	}, cfg.http, log)
 	if err != nil {
 		return err
@@ -258,6 +265,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return nil
 	})
 	g.Go(func() error { return keys.Run(gctx) })
+	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return sessions.Run(gctx) })
 	if runOIDC != nil {
 		g.Go(func() error { return runOIDC(gctx) })
