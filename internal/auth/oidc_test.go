@@ -245,7 +245,9 @@ func TestParseRoleMapRefusesWhatIsNotAMapping(t *testing.T) {
 // Unknown kids refetch at most once per UnknownKIDRefresh.
 func TestOIDCPicksUpARotatedKey(t *testing.T) {
 	iss := oidctest.New(t)
-	const every = 300 * time.Millisecond
+	// Long enough that fifty refusals on a loaded machine fit in it many
+	// times over, had they not waited: waiting would take a whole interval.
+	const every = 2 * time.Second
 	v := startOIDC(t, iss, OIDCConfig{UnknownKIDRefresh: every})
 	claims := map[string]any{"vidda_role": "admin"}
 	iss.AddKey(t, "rsa-2", jwt.SigningMethodRS256)
