@@ -7,7 +7,7 @@ LINT    := $(GO) tool -modfile=tools/go.mod golangci-lint
 # Tests that start servers and browsers run one package pair at a time.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build run test test-short bench bench-ingest bench-search fuzz lint fmt vet tidy-check vuln clean help
+.PHONY: all build run test test-short bench bench-ingest bench-search bench-export fuzz lint fmt vet tidy-check vuln clean help
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make bench      HTTP create/read benchmark against a durable throwaway cluster"
 	@echo "make bench-ingest  MQTT device-ingestion benchmark (1,000 homes; embedded broker and Mosquitto)"
 	@echo "make bench-search  Observation search benchmark (1M vital signs of 1,000 patients) against hand-written SQL"
+	@echo "make bench-export  Bulk Data export of 1M Observations against COPY ... TO STDOUT, with RSS"
 	@echo "make fuzz       run each fuzz target for FUZZTIME (default 20s)"
 	@echo "make lint       go vet + golangci-lint;  make fmt: gofumpt/goimports"
 
@@ -54,6 +55,10 @@ bench-ingest: build
 bench-search: build
 	$(GO) build -o bin/viddabench ./cmd/viddabench
 	deploy/with-testdb.sh --durable bin/viddabench search $(BENCHFLAGS)
+
+bench-export: build
+	$(GO) build -o bin/viddabench ./cmd/viddabench
+	deploy/with-testdb.sh --durable bin/viddabench export $(BENCHFLAGS)
 
 FUZZTIME ?= 20s
 fuzz:

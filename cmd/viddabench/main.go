@@ -56,6 +56,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if args[0] == "search" {
 		return runSearch(ctx, args[1:], getenv, stdout)
 	}
+	if args[0] == "export" {
+		return runExport(ctx, args[1:], getenv, stdout)
+	}
 	if args[0] != "http" {
 		usage(stdout)
 		return fmt.Errorf("unknown benchmark %q", args[0])
@@ -82,6 +85,8 @@ http  the raw INSERT ceiling from pgx, vidda's start-up time and memory, FHIR
 mqtt  device ingestion: the CopyFrom ceiling, a naive consumer and a no-op
       hook, then 1,000 simulated homes against vidda's embedded broker (flood,
       one connection's backlog, a fixed load) and through Mosquitto.
+export  a Bulk Data export of 1M Observations, kick-off to manifest, against
+      COPY ... TO STDOUT of the same rows, with vidda's RSS.
 
 Run "viddabench http --help" or "viddabench mqtt --help" for the flags.
 `)
