@@ -223,10 +223,12 @@ func (p *Pages) clearCookie(c *fiber.Ctx, name, path string) {
 func (p *Pages) event(c *fiber.Ctx, username string) auth.SignInEvent {
 	name, err := auth.NormalizeUsername(username)
 	if err != nil {
-		name = strings.Clone(username) // recorded as typed (already bounded)
+		name = username // recorded as typed (already bounded)
 	}
 	return auth.SignInEvent{
-		Username:   name,
+		// The event outlives the request and fasthttp reuses the form's
+		// buffer; a normalized name may still be a slice of it.
+		Username:   strings.Clone(name),
 		RemoteAddr: c.IP(),
 		UserAgent:  strings.Clone(truncate(c.Get(fiber.HeaderUserAgent), maxUserAgent)),
 		RequestID:  requestID(c),
