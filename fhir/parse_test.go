@@ -164,7 +164,7 @@ func TestParseRefusesUnsupportedTypes(t *testing.T) {
 func TestRegistryListsItsTypes(t *testing.T) {
 	r := NewRegistry()
 	got := r.Types()
-	want := []string{"AuditEvent", "CareTeam", "Device", "Group", "Observation", "Organization", "Patient", "Practitioner", "PractitionerRole"}
+	want := []string{"AuditEvent", "CareTeam", "Device", "Group", "Observation", "Organization", "Patient", "Practitioner", "PractitionerRole", "Subscription"}
 	if len(got) != len(want) {
 		t.Fatalf("Types() = %v, want %v", got, want)
 	}

@@ -93,6 +93,14 @@ func builtinTypes() []typeDef {
 			},
 		},
 		{
+			// Pushes changes to EHRs (fhir/subscription); status and error
+			// are the server's. No element is a Reference.
+			name:     "Subscription",
+			newModel: func() any { return new(fhirmodels.Subscription) },
+			summary:  []string{"status", "contact", "end", "reason", "criteria", "error", "channel"},
+			syntax:   map[string]primitiveSyntax{"Subscription.end": syntaxInstant},
+		},
+		{
 			name:     "Observation",
 			newModel: func() any { return new(fhirmodels.Observation) },
 			summary: []string{

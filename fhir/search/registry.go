@@ -75,6 +75,17 @@ func definitions() []*Definition {
 			Compartment: func(m any, _ string) string { return refPatient(m.(*fm.Device).Patient) },
 		},
 		{
+			// Not in any compartment (R4): written by system clients and
+			// admins only, through fhir/subscription.
+			Type: "Subscription",
+			Params: []*Param{
+				{Name: "status", Kind: Token, Expression: "Subscription.status", Column: "status", System: "http://hl7.org/fhir/subscription-status", Doc: "The current state of the subscription"},
+				{Name: "type", Kind: Token, Expression: "Subscription.channel.type", Column: "type", System: "http://hl7.org/fhir/subscription-channel-type", Doc: "The type of channel for the sent notifications"},
+				{Name: "url", Kind: URI, Expression: "Subscription.channel.endpoint", Column: "url", Doc: "The uri that will receive the notifications"},
+				{Name: "criteria", Kind: String, Expression: "Subscription.criteria", Column: "criteria", Doc: "The search rules used to determine when to send a notification"},
+			},
+		},
+		{
 			Type: "Observation",
 			Params: []*Param{
 				{Name: "patient", Kind: Reference, Expression: "Observation.subject", Column: "patient_id", Targets: []string{"Patient"}, Doc: "The subject that the observation is about (if patient)"},
@@ -180,6 +191,7 @@ func models() map[string]reflect.Type {
 		"Practitioner":     reflect.TypeFor[fm.Practitioner](),
 		"Organization":     reflect.TypeFor[fm.Organization](),
 		"Device":           reflect.TypeFor[fm.Device](),
+		"Subscription":     reflect.TypeFor[fm.Subscription](),
 		"Observation":      reflect.TypeFor[fm.Observation](),
 		"PractitionerRole": reflect.TypeFor[fm.PractitionerRole](),
 		"CareTeam":         reflect.TypeFor[fm.CareTeam](),

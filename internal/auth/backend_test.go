@@ -55,8 +55,10 @@ func newECClientKey(t *testing.T, kid string) *clientKey {
 func (s *clientKey) jwk() map[string]any {
 	switch k := s.key.(type) {
 	case *rsa.PrivateKey:
-		return map[string]any{"kty": "RSA", "kid": s.kid, "alg": "RS384", "use": "sig",
-			"n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}
+		return map[string]any{
+			"kty": "RSA", "kid": s.kid, "alg": "RS384", "use": "sig",
+			"n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes()),
+		}
 	case *ecdsa.PrivateKey:
 		x, y := make([]byte, 48), make([]byte, 48)
 		k.X.FillBytes(x) //nolint:staticcheck // the JWK needs the raw coordinates
@@ -216,8 +218,10 @@ func TestBackendServicesTokenEndpoint(t *testing.T) {
 		refused(t, tokenForm(a, "system/Observation.rs"), "invalid_client", "aud")
 	})
 	t.Run("an HS256 assertion is refused", func(t *testing.T) {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Issuer: "ehr-inline", Subject: "ehr-inline",
-			Audience: jwt.ClaimStrings{testTokenURL}, ExpiresAt: jwt.NewNumericDate(clock.Now().Add(time.Minute)), ID: "x"})
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+			Issuer: "ehr-inline", Subject: "ehr-inline",
+			Audience: jwt.ClaimStrings{testTokenURL}, ExpiresAt: jwt.NewNumericDate(clock.Now().Add(time.Minute)), ID: "x",
+		})
 		a, err := tok.SignedString([]byte("guessable"))
 		if err != nil {
 			t.Fatal(err)
