@@ -16,10 +16,10 @@ import (
 func capabilityStatement(types *fhir.Registry, params *search.Registry, base, version string, exports bool) ([]byte, error) {
 	c := fhir.Capabilities{
 		Software: "Vidda", Version: version, BaseURL: base, Date: time.Now().UTC(),
-		SecurityService:    "SMART-on-FHIR",
+		SecurityService: "SMART-on-FHIR",
 		SecurityDescription: "Bearer tokens: SMART Backend Services (client_credentials with a private_key_jwt assertion at the token URL), " +
 			"vidda's own tokens and, when configured, an OpenID Connect provider's. Browsers sign in at /login.",
-		TokenURL: strings.TrimSuffix(base, "/fhir") + tokenPath,
+		TokenURL:           strings.TrimSuffix(base, "/fhir") + tokenPath,
 		SystemInteractions: []string{"transaction", "batch"},
 	}
 	for _, typ := range types.Types() {
