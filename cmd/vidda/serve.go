@@ -80,6 +80,7 @@ type serveConfig struct {
 	consumer  ingest.ConsumerConfig
 	ingest    ingest.Config
 	signIn    signInSettings
+	subs      subscriptionSettings
 	audit     auditSettings
 	oidc      oidcSettings
 	export    exportSettings
@@ -108,6 +109,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.Int(&cfg.ingest.Committers, "ingest-committers", "VIDDA_INGEST_COMMITTERS", cfg.ingest.Committers, "ingest batches committing at once")
 	cs.String(&cfg.pprofAddr, "pprof-addr", "VIDDA_PPROF_ADDR", "", "serve Go's profiler here (off when empty; keep it on loopback)")
 	bindSignIn(cs, &cfg.signIn)
+	bindSubscriptions(cs, &cfg.subs)
 	bindAudit(cs, &cfg.audit)
 	cs.String(&cfg.http.TLSCertFile, "tls-cert", "VIDDA_TLS_CERT", "", "PEM certificate chain: serve HTTPS (with --tls-key)")
 	cs.String(&cfg.http.TLSKeyFile, "tls-key", "VIDDA_TLS_KEY", "", "PEM key for --tls-cert")
@@ -185,6 +187,10 @@ func serve(ctx context.Context, e *env, args []string) error {
 	types := fhir.NewRegistry()
 	params := search.NewRegistry(zone)
 	st := store.New(pool, types, params, cfg.store, log)
+	subscriptions, notifier, err := cfg.subs.build(st, types, params, publicBase(cfg.http), log)
+	if err != nil {
+		return err
+	}
 	metrics := obs.NewRegistry(pool)
 	auditor, err := newAuditWriter(pool, params, auditCfg, metrics, log)
 	if err != nil {
@@ -217,6 +223,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		Store: st, Types: types, Params: params, Verifier: verifier, Ready: ready, Metrics: metrics,
 		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
 		Sessions: sessions, Users: users, Pages: pages, Tokens: tokens,
+		Subscriptions: subscriptions,
 		Exports: exports,
 	}, cfg.http, log)
 	if err != nil {
@@ -267,6 +274,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 	g.Go(func() error { return keys.Run(gctx) })
 	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return sessions.Run(gctx) })
+	// Notifications stop with the servers; a delivery in flight finishes
+	// (or its event stays in the outbox) before the pool closes.
+	g.Go(func() error { return notifier.Run(gctx) })
 	if runOIDC != nil {
 		g.Go(func() error { return runOIDC(gctx) })
 	}

@@ -93,6 +93,9 @@ func (s *Server) create(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if typ == subscriptionType {
+		return s.createSubscription(c, res, acc)
+	}
 	if cond := c.Get("If-None-Exist"); cond != "" {
 		q, err := url.ParseQuery(strings.TrimPrefix(cond, "?"))
 		if err != nil {
@@ -138,6 +141,9 @@ func (s *Server) update(c *fiber.Ctx) error {
 		if ifMatch, err = parseETag(h); err != nil {
 			return err
 		}
+	}
+	if typ == subscriptionType {
+		return s.updateSubscription(c, res, id, ifMatch, acc)
 	}
 	st, created, err := s.deps.Store.Update(c.UserContext(), res, id, ifMatch, acc)
 	if err != nil {

@@ -107,6 +107,9 @@ type Deps struct {
 	BrokerAccount BrokerAccount
 	// DeadLetters serves /admin/deadletters; nil: not mounted.
 	DeadLetters DeadLetters
+	// Subscriptions writes the Subscriptions clients create and update
+	// (see subscription.go); nil: Subscriptions cannot be written.
+	Subscriptions Subscriptions
 	// Audit records an AuditEvent of every access (see audit.go); nil:
 	// no audit trail (VIDDA_AUDIT=off, only to measure what it costs).
 	Audit AuditRecorder

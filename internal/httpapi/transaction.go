@@ -97,6 +97,9 @@ func (s *Server) authorizeEntry(c *fiber.Ctx, e *store.Entry) {
 	if err == nil && e.Query != nil {
 		err = s.confine(c, e.Query, acc)
 	}
+	if err == nil {
+		err = refuseSubscriptionEntry(e)
+	}
 	e.Access, e.Err = acc, err
 }
 
