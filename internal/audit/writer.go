@@ -124,6 +124,10 @@ func NewWriter(pool *pgxpool.Pool, params *search.Registry, cfg Config, reg prom
 // Record queues e for writing. It does not wait for the database, only,
 // when the queue is full, for room in it: an event is never dropped. If
 // ctx ends while it waits, or Run has already stopped, it writes e itself.
+//
+// e is kept until it is written, after the request has ended: its strings
+// must be the caller's own, not views of a buffer the HTTP server reuses
+// (copy what comes from a *fiber.Ctx with strings.Clone).
 func (w *Writer) Record(ctx context.Context, e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
