@@ -154,7 +154,7 @@ func (s *Server) requestEvent(c *fiber.Ctx) audit.Event {
 	status := c.Response().StatusCode()
 	e := audit.Event{
 		Outcome: audit.OutcomeOfStatus(status),
-		Agent:   audit.AgentOf(principal(c), c.IP()),
+		Agent:   audit.AgentOf(principal(c), strings.Clone(c.IP())), // a proxy header would be a view of the request
 	}
 	if e.Outcome != audit.OutcomeSuccess {
 		e.OutcomeDesc = "HTTP " + strconv.Itoa(status)
