@@ -590,3 +590,26 @@ func TestKickOffParametersAreChecked(t *testing.T) {
 		}
 	})
 }
+
+func TestAJobWhoseRunnerDiedIsTakenOver(t *testing.T) {
+	f := newFixture(t)
+	e := f.exporter(func(c *Config) { c.Owner = "instance-b" })
+	id := f.start(t, e, KindSystem, "", "_type=Patient").ID
+	// Instance A claims the job and dies without a word: its session ends
+	// on the server as a kill -9 would end it, and the lock goes with it.
+	claim, err := f.st.ClaimExportJob(context.Background(), "instance-a", 3, time.Hour)
+	if err != nil || claim == nil || claim.Job.ID != id {
+		t.Fatalf("claim: %v, %v", claim, err)
+	}
+	if _, err := f.pool.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_locks
+		WHERE locktype = 'advisory' AND classid::bigint = $1 AND granted AND pid <> pg_backend_pid()`, 0x76646178); err != nil {
+		t.Fatal(err)
+	}
+	// The claim is never released: only the dead session let the job go.
+	defer claim.Release(context.Background())
+	run(t, e)
+	j := f.wait(t, e, id)
+	if j.Status != store.ExportCompleted || j.Attempts != 2 || j.Owner != "instance-b" {
+		t.Errorf("status %s after %d attempts by %s: %s", j.Status, j.Attempts, j.Owner, j.Error)
+	}
+}
