@@ -209,22 +209,23 @@ func serve(ctx context.Context, e *env, args []string) error {
 	// Ready while the database answers and devices can reach vidda: the
 	// external broker's connection is up, or the embedded one listens.
 	ready := httpapi.ReadyChecks{{Name: "database", Check: st}, {Name: "broker", Check: devicesIn}}
-	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor), log)
-	if err != nil {
-		return err
-	}
-	tokens := auth.NewBackend(auth.NewClients(pool), keys, auth.BackendConfig{TokenURL: cfg.http.TokenURL()}, log)
 	verifier, runOIDC, err := cfg.oidc.tokenVerifier(keys, log)
 	if err != nil {
 		return err
 	}
+	tokens := auth.NewBackend(auth.NewClients(pool), keys, auth.BackendConfig{TokenURL: cfg.http.TokenURL()}, log)
 	exports := cfg.export.exporter(st, types, params, cfg.consumer.ClientID, auditRecorder(auditor), log)
+	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor), log)
+	if err != nil {
+		return err
+	}
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: verifier, Ready: ready, Metrics: metrics,
 		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
-		Sessions: sessions, Users: users, Pages: pages, Tokens: tokens,
+		Tokens:   tokens,
+		Exports:  exports,
+		Sessions: sessions, Users: users, Pages: pages,
 		Subscriptions: subscriptions,
-		Exports: exports,
 	}, cfg.http, log)
 	if err != nil {
 		return err
@@ -272,11 +273,11 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return nil
 	})
 	g.Go(func() error { return keys.Run(gctx) })
-	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return sessions.Run(gctx) })
 	// Notifications stop with the servers; a delivery in flight finishes
 	// (or its event stays in the outbox) before the pool closes.
 	g.Go(func() error { return notifier.Run(gctx) })
+	g.Go(func() error { return exports.Run(gctx) })
 	if runOIDC != nil {
 		g.Go(func() error { return runOIDC(gctx) })
 	}
