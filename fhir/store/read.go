@@ -31,14 +31,19 @@ func (s *Store) Read(ctx context.Context, typ, id string, a Access) (*Stored, er
 	if _, err := s.definition(typ); err != nil {
 		return nil, err
 	}
+	return s.readIn(ctx, s.pool, typ, id, a)
+}
+
+// readIn is Read on db: the pool, or the transaction of a Bundle.
+func (s *Store) readIn(ctx context.Context, db querier, typ, id string, a Access) (*Stored, error) {
 	st := &Stored{Type: typ, ID: id}
 	var patientID *string
-	err := s.pool.QueryRow(ctx, "SELECT version_id, last_updated, deleted, patient_id, content FROM "+table(typ)+" WHERE id = $1", id).
+	err := db.QueryRow(ctx, "SELECT version_id, last_updated, deleted, patient_id, content FROM "+table(typ)+" WHERE id = $1", id).
 		Scan(&st.VersionID, &st.LastUpdated, &st.Deleted, &patientID, &st.Content)
 	if err != nil {
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, translate(err))
 	}
-	if ok, err := s.mayReach(ctx, s.pool, typ, a, patientID); err != nil || !ok {
+	if ok, err := s.mayReach(ctx, db, typ, a, patientID); err != nil || !ok {
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
 	}
 	st.PatientID = patientOf(patientID)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -460,25 +459,6 @@ func (t *txn) reads(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// readIn is Read inside a transaction.
-func (s *Store) readIn(ctx context.Context, db querier, typ, id string, a Access) (*Stored, error) {
-	st := &Stored{Type: typ, ID: id}
-	var patientID *string
-	err := db.QueryRow(ctx, "SELECT version_id, last_updated, deleted, patient_id, content FROM "+table(typ)+" WHERE id = $1", id).
-		Scan(&st.VersionID, &st.LastUpdated, &st.Deleted, &patientID, &st.Content)
-	if err != nil {
-		return nil, fmt.Errorf("read %s/%s: %w", typ, id, translate(err))
-	}
-	if ok, err := s.mayReach(ctx, db, typ, a, patientID); err != nil || !ok {
-		return nil, fmt.Errorf("read %s/%s: %w", typ, id, cmp.Or(err, fhir.ErrNotFound))
-	}
-	st.PatientID = patientOf(patientID)
-	if st.Deleted {
-		return nil, fmt.Errorf("read %s/%s: %w", typ, id, fhir.ErrDeleted)
-	}
-	return st, nil
 }
 
 // prepare rewrites the references of an entry's resource and, when any

@@ -221,24 +221,8 @@ func idClaim(c jwt.MapClaims, name, typ string) (string, error) {
 		return "", unauthenticated(fmt.Sprintf("the %q claim must be a string", name))
 	}
 	s = strings.TrimPrefix(s, typ+"/")
-	if !fhirIDSyntax(s) {
+	if !isFHIRID(s) {
 		return "", unauthenticated(fmt.Sprintf("the %q claim is not a FHIR %s id", name, typ))
 	}
 	return s, nil
-}
-
-// fhirIDSyntax matches R4's id datatype: [A-Za-z0-9\-\.]{1,64}.
-func fhirIDSyntax(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/limitstore"
 )
 
 // RateLimit configures one rate limiter: each client may make Max requests
@@ -60,7 +60,7 @@ func RateLimiter(cfg RateLimit) fiber.Handler {
 					max(cfg.Max, 1), max(cfg.Window, time.Second), c.GetRespHeader(fiber.HeaderRetryAfter)),
 			}))
 		},
-		Storage: newLimitStore(rateLimitMaxKeys),
+		Storage: limitstore.New(rateLimitMaxKeys),
 	})
 }
 
@@ -85,79 +85,3 @@ func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
-
-// limitStore is the limiter's fiber.Storage: a map whose entries expire
-// when read, with no goroutine of its own (fiber's memory storage starts a
-// collector nobody can stop).
-type limitStore struct {
-	mu      sync.Mutex
-	entries map[string]limitEntry
-	maxKeys int
-	now     func() time.Time
-}
-
-type limitEntry struct {
-	val []byte
-	exp time.Time // zero: no expiry
-}
-
-func newLimitStore(maxKeys int) *limitStore {
-	return &limitStore{entries: map[string]limitEntry{}, maxKeys: maxKeys, now: time.Now}
-}
-
-// Get implements fiber.Storage.
-func (m *limitStore) Get(key string) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.entries[key]
-	if !ok {
-		return nil, nil
-	}
-	if !e.exp.IsZero() && !m.now().Before(e.exp) {
-		delete(m.entries, key)
-		return nil, nil
-	}
-	return e.val, nil
-}
-
-// Set implements fiber.Storage.
-func (m *limitStore) Set(key string, val []byte, exp time.Duration) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
-	if _, ok := m.entries[key]; !ok && len(m.entries) >= m.maxKeys {
-		for k, e := range m.entries {
-			if !e.exp.IsZero() && !now.Before(e.exp) {
-				delete(m.entries, k)
-			}
-		}
-		if len(m.entries) >= m.maxKeys {
-			clear(m.entries)
-		}
-	}
-	e := limitEntry{val: append([]byte(nil), val...)}
-	if exp > 0 {
-		e.exp = now.Add(exp)
-	}
-	m.entries[string([]byte(key))] = e // the key may alias a request buffer
-	return nil
-}
-
-// Delete implements fiber.Storage.
-func (m *limitStore) Delete(key string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.entries, key)
-	return nil
-}
-
-// Reset implements fiber.Storage.
-func (m *limitStore) Reset() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.entries)
-	return nil
-}
-
-// Close implements fiber.Storage.
-func (m *limitStore) Close() error { return nil }

@@ -70,23 +70,3 @@ func TestRateLimiterCountsVerifiedCredentialsApartAndTheRestByAddress(t *testing
 		}
 	}
 }
-
-func TestLimitStoreForgetsExpiredCountsAndStaysBounded(t *testing.T) {
-	now := time.Unix(1000, 0)
-	m := newLimitStore(3)
-	m.now = func() time.Time { return now }
-	_ = m.Set("a", []byte("1"), time.Second)
-	if v, _ := m.Get("a"); string(v) != "1" {
-		t.Fatalf("Get(a) = %q", v)
-	}
-	now = now.Add(time.Second)
-	if v, _ := m.Get("a"); v != nil {
-		t.Errorf("an expired count is still there: %q", v)
-	}
-	for i := range 10 {
-		_ = m.Set(strconv.Itoa(i), []byte("x"), time.Minute)
-	}
-	if n := len(m.entries); n > 3 {
-		t.Errorf("%d counts kept, want at most 3", n)
-	}
-}

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/limitstore"
 )
 
 //go:embed templates/*.html
@@ -113,7 +114,7 @@ func (p *Pages) Mount(r fiber.Router) {
 		Expiration:   time.Minute,
 		KeyGenerator: func(c *fiber.Ctx) string { return c.IP() },
 		LimitReached: p.tooManyAttempts,
-		Storage:      newLimitStore(limitMaxKeys),
+		Storage:      limitstore.New(limitMaxKeys),
 	}), p.signIn)
 	r.Post("/logout", p.signOut)
 	r.Get("/app", p.landing(false))

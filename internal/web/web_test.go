@@ -237,23 +237,3 @@ func FuzzSafeNext(f *testing.F) {
 		}
 	})
 }
-
-func TestTheLimitStoreForgetsExpiredAndBoundsItsSize(t *testing.T) {
-	s := newLimitStore(2)
-	_ = s.Set("a", []byte("1"), 0)
-	_ = s.Set("b", []byte("2"), -1)
-	if v, _ := s.Get("a"); string(v) != "1" {
-		t.Fatalf("Get(a) = %q", v)
-	}
-	_ = s.Set("c", []byte("3"), 0) // full of unexpiring entries: starts over
-	if v, _ := s.Get("a"); v != nil {
-		t.Fatalf("a survived a full store: %q", v)
-	}
-	if v, _ := s.Get("c"); string(v) != "3" {
-		t.Fatalf("Get(c) = %q", v)
-	}
-	_ = s.Set("d", []byte("4"), 1) // 1 ns
-	if v, _ := s.Get("d"); v != nil {
-		t.Fatalf("an expired entry was returned: %q", v)
-	}
-}
