@@ -164,7 +164,7 @@ func TestParseRefusesUnsupportedTypes(t *testing.T) {
 func TestRegistryListsItsTypes(t *testing.T) {
 	r := NewRegistry()
 	got := r.Types()
-	want := []string{"AuditEvent", "CareTeam", "Device", "Group", "Observation", "Organization", "Patient", "Practitioner", "PractitionerRole", "Subscription"}
+	want := []string{"Appointment", "AuditEvent", "CarePlan", "CareTeam", "Device", "Encounter", "Goal", "Group", "Observation", "Organization", "Patient", "Practitioner", "PractitionerRole", "Subscription", "Task"}
 	if len(got) != len(want) {
 		t.Fatalf("Types() = %v, want %v", got, want)
 	}
@@ -177,7 +177,7 @@ func TestRegistryListsItsTypes(t *testing.T) {
 	if r.Types()[0] != want[0] {
 		t.Error("Types() shares its slice with the registry")
 	}
-	if r.Supports("Appointment") || r.Supports("") || r.Supports("patient") {
+	if r.Supports("Slot") || r.Supports("") || r.Supports("patient") {
 		t.Error("Supports accepts a type that is not registered")
 	}
 }

@@ -190,6 +190,114 @@ func builtinTypes() []typeDef {
 				"Group.member.entity":  {"Patient", "Practitioner", "PractitionerRole", "Device", "Medication", "Substance", "Group"},
 			},
 		},
+		{
+			// A video visit (issue 7): the patient and the practitioners
+			// are participants.
+			name:     "Appointment",
+			newModel: func() any { return new(fhirmodels.Appointment) },
+			summary: []string{
+				"identifier", "status", "cancelationReason", "serviceCategory", "serviceType",
+				"specialty", "appointmentType", "reasonCode", "start", "end", "participant",
+			},
+			references: map[string][]string{
+				"Appointment.participant.actor": {"Patient", "Practitioner", "PractitionerRole", "RelatedPerson", "Device", "HealthcareService", "Location"},
+				"Appointment.basedOn":           {"ServiceRequest"},
+				"Appointment.slot":              {"Slot"},
+				"Appointment.reasonReference":   {"Condition", "Procedure", "Observation", "ImmunizationRecommendation"},
+			},
+			syntax: map[string]primitiveSyntax{
+				"Appointment.start": syntaxInstant, "Appointment.end": syntaxInstant, "Appointment.created": syntaxDateTime,
+			},
+		},
+		{
+			// A video visit that took place (class VR).
+			name:     "Encounter",
+			newModel: func() any { return new(fhirmodels.Encounter) },
+			summary: []string{
+				"identifier", "status", "class", "type", "serviceType", "priority", "subject",
+				"episodeOfCare", "basedOn", "participant", "appointment", "period", "reasonCode",
+				"reasonReference", "diagnosis", "account", "serviceProvider", "partOf",
+			},
+			references: map[string][]string{
+				"Encounter.subject":                     {"Patient", "Group"},
+				"Encounter.episodeOfCare":               {"EpisodeOfCare"},
+				"Encounter.basedOn":                     {"ServiceRequest"},
+				"Encounter.participant.individual":      {"Practitioner", "PractitionerRole", "RelatedPerson"},
+				"Encounter.appointment":                 {"Appointment"},
+				"Encounter.reasonReference":             {"Condition", "Procedure", "Observation", "ImmunizationRecommendation"},
+				"Encounter.diagnosis.condition":         {"Condition", "Procedure"},
+				"Encounter.account":                     {"Account"},
+				"Encounter.hospitalization.origin":      {"Location", "Organization"},
+				"Encounter.hospitalization.destination": {"Location", "Organization"},
+				"Encounter.location.location":           {"Location"},
+				"Encounter.serviceProvider":             {"Organization"},
+				"Encounter.partOf":                      {"Encounter"},
+			},
+		},
+		{
+			// The nurse's worklist (issue 6): review a reading, a missed
+			// measurement.
+			name:     "Task",
+			newModel: func() any { return new(fhirmodels.Task) },
+			summary: []string{
+				"identifier", "basedOn", "groupIdentifier", "partOf", "status", "businessStatus",
+				"intent", "priority", "code", "description", "focus", "for", "encounter",
+				"executionPeriod", "authoredOn", "lastModified", "requester", "performerType", "owner",
+			},
+			references: map[string][]string{
+				"Task.partOf":          {"Task"},
+				"Task.encounter":       {"Encounter"},
+				"Task.requester":       {"Device", "Organization", "Patient", "Practitioner", "PractitionerRole", "RelatedPerson"},
+				"Task.owner":           {"Practitioner", "PractitionerRole", "Organization", "CareTeam", "HealthcareService", "Patient", "Device", "RelatedPerson"},
+				"Task.location":        {"Location"},
+				"Task.insurance":       {"Coverage", "ClaimResponse"},
+				"Task.relevantHistory": {"Provenance"},
+			},
+			syntax: map[string]primitiveSyntax{"Task.authoredOn": syntaxDateTime, "Task.lastModified": syntaxDateTime},
+		},
+		{
+			// A patient's own limits for one measure (issue 6).
+			name:     "Goal",
+			newModel: func() any { return new(fhirmodels.Goal) },
+			summary: []string{
+				"identifier", "lifecycleStatus", "achievementStatus", "category", "priority",
+				"description", "subject", "start[x]", "target", "expressedBy",
+			},
+			references: map[string][]string{
+				"Goal.subject":          {"Patient", "Group", "Organization"},
+				"Goal.expressedBy":      {"Patient", "Practitioner", "PractitionerRole", "RelatedPerson"},
+				"Goal.addresses":        {"Condition", "Observation", "MedicationStatement", "NutritionOrder", "ServiceRequest", "RiskAssessment"},
+				"Goal.outcomeReference": {"Observation"},
+			},
+			syntax: map[string]primitiveSyntax{"Goal.startDate": syntaxDate, "Goal.statusDate": syntaxDate, "GoalTarget.dueDate": syntaxDate},
+		},
+		{
+			// A patient's monitoring plan: what to measure, how often.
+			name:     "CarePlan",
+			newModel: func() any { return new(fhirmodels.CarePlan) },
+			summary: []string{
+				"identifier", "instantiatesCanonical", "instantiatesUri", "basedOn", "replaces",
+				"partOf", "status", "intent", "category", "title", "subject", "encounter", "period", "author",
+			},
+			references: map[string][]string{
+				"CarePlan.basedOn":                         {"CarePlan"},
+				"CarePlan.replaces":                        {"CarePlan"},
+				"CarePlan.partOf":                          {"CarePlan"},
+				"CarePlan.subject":                         {"Patient", "Group"},
+				"CarePlan.encounter":                       {"Encounter"},
+				"CarePlan.author":                          {"Patient", "Practitioner", "PractitionerRole", "Device", "RelatedPerson", "Organization", "CareTeam"},
+				"CarePlan.contributor":                     {"Patient", "Practitioner", "PractitionerRole", "Device", "RelatedPerson", "Organization", "CareTeam"},
+				"CarePlan.careTeam":                        {"CareTeam"},
+				"CarePlan.addresses":                       {"Condition"},
+				"CarePlan.goal":                            {"Goal"},
+				"CarePlan.activity.reference":              {"Appointment", "CommunicationRequest", "DeviceRequest", "MedicationRequest", "NutritionOrder", "Task", "ServiceRequest", "VisionPrescription", "RequestGroup"},
+				"CarePlan.activity.detail.performer":       {"Practitioner", "PractitionerRole", "Organization", "RelatedPerson", "Patient", "CareTeam", "HealthcareService", "Device"},
+				"CarePlan.activity.detail.location":        {"Location"},
+				"CarePlan.activity.detail.goal":            {"Goal"},
+				"CarePlan.activity.detail.reasonReference": {"Condition", "Observation", "DiagnosticReport", "DocumentReference"},
+			},
+			syntax: map[string]primitiveSyntax{"CarePlan.created": syntaxDateTime},
+		},
 	}
 }
 

@@ -43,6 +43,11 @@ type Param struct {
 	System string
 	// Doc is the CapabilityStatement documentation.
 	Doc string
+	// Order lists, lowest first, the codes of a token parameter whose
+	// codes have a meaning order (Task.priority: routine < urgent < asap <
+	// stat); _sort follows it instead of the codes' spelling. A missing or
+	// unlisted code sorts below the first.
+	Order []string
 
 	path *path
 }

@@ -17,6 +17,13 @@ const (
 	auditActionSystem       = "http://hl7.org/fhir/audit-event-action"
 	auditOutcomeSystem      = "http://hl7.org/fhir/audit-event-outcome"
 	groupTypeSystem         = "http://hl7.org/fhir/group-type"
+	appointmentStatusSystem = "http://hl7.org/fhir/appointmentstatus"
+	encounterStatusSystem   = "http://hl7.org/fhir/encounter-status"
+	taskStatusSystem        = "http://hl7.org/fhir/task-status"
+	requestPrioritySystem   = "http://hl7.org/fhir/request-priority"
+	requestStatusSystem     = "http://hl7.org/fhir/request-status"
+	requestIntentSystem     = "http://hl7.org/fhir/request-intent"
+	goalStatusSystem        = "http://hl7.org/fhir/goal-status"
 )
 
 // definitions declares every search parameter Vidda serves, per type, with
@@ -180,6 +187,105 @@ func definitions() []*Definition {
 				{Name: "code", Kind: Token, Expression: "Group.code", Column: "code", Doc: "The kind of resources contained"},
 			},
 		},
+		{
+			Type: "Appointment",
+			Params: []*Param{
+				identifier("Appointment", "An Identifier of the Appointment"),
+				{Name: "patient", Kind: Reference, Expression: "Appointment.participant.actor", Column: "patient_id", Targets: []string{"Patient"}, Doc: "One of the individuals of the appointment is this patient"},
+				{
+					Name: "actor", Kind: Reference, Expression: "Appointment.participant.actor", Column: "actor",
+					Targets: []string{"Patient", "Practitioner", "PractitionerRole", "RelatedPerson", "Device", "HealthcareService", "Location"},
+					Doc:     "Any one of the individuals participating in the appointment",
+				},
+				{Name: "practitioner", Kind: Reference, Expression: "Appointment.participant.actor", Column: "practitioner", Targets: []string{"Practitioner"}, Doc: "One of the individuals of the appointment is this practitioner"},
+				{Name: "status", Kind: Token, Expression: "Appointment.status", Column: "status", System: appointmentStatusSystem, Doc: "The overall status of the appointment"},
+				{Name: "date", Kind: Date, Expression: "Appointment.start", Column: "date", Doc: "Appointment date/time."},
+			},
+			Compartment: func(m any, _ string) string {
+				for _, p := range m.(*fm.Appointment).Participant {
+					if id := refPatient(p.Actor); id != "" {
+						return id
+					}
+				}
+				return ""
+			},
+		},
+		{
+			Type: "Encounter",
+			Params: []*Param{
+				identifier("Encounter", "Identifier(s) by which this encounter is known"),
+				{Name: "patient", Kind: Reference, Expression: "Encounter.subject", Column: "patient_id", Targets: []string{"Patient"}, Doc: "The patient or group present at the encounter"},
+				{Name: "subject", Kind: Reference, Expression: "Encounter.subject", Column: "subject", Targets: []string{"Patient", "Group"}, Doc: "The patient or group present at the encounter"},
+				{Name: "status", Kind: Token, Expression: "Encounter.status", Column: "status", System: encounterStatusSystem, Doc: "planned | arrived | triaged | in-progress | onleave | finished | cancelled +"},
+				{Name: "class", Kind: Token, Expression: "Encounter.class", Column: "class", Doc: "Classification of patient encounter"},
+				{Name: "type", Kind: Token, Expression: "Encounter.type", Column: "type", Doc: "Specific type of encounter"},
+				{Name: "date", Kind: Date, Expression: "Encounter.period", Column: "date", Doc: "A date within the period the Encounter lasted"},
+				{Name: "appointment", Kind: Reference, Expression: "Encounter.appointment", Column: "appointment", Targets: []string{"Appointment"}, Doc: "The appointment that scheduled this encounter"},
+				{
+					Name: "participant", Kind: Reference, Expression: "Encounter.participant.individual", Column: "participant",
+					Targets: []string{"Practitioner", "PractitionerRole", "RelatedPerson"}, Doc: "Persons involved in the encounter other than the patient",
+				},
+			},
+			Compartment: func(m any, _ string) string { return refPatient(m.(*fm.Encounter).Subject) },
+		},
+		{
+			Type: "Task",
+			Params: []*Param{
+				identifier("Task", "Search for a task instance by its business identifier"),
+				{Name: "patient", Kind: Reference, Expression: "Task.for", Column: "patient_id", Targets: []string{"Patient"}, Doc: "Search by patient"},
+				{Name: "subject", Kind: Reference, Expression: "Task.for", Column: "subject", Doc: "Search by subject"},
+				{Name: "focus", Kind: Reference, Expression: "Task.focus", Column: "focus", Doc: "Search by task focus"},
+				{Name: "status", Kind: Token, Expression: "Task.status", Column: "status", System: taskStatusSystem, Doc: "Search by task status"},
+				{
+					Name: "priority", Kind: Token, Expression: "Task.priority", Column: "priority", System: requestPrioritySystem,
+					Order: []string{"routine", "urgent", "asap", "stat"}, Doc: "Search by task priority (_sort=-priority puts stat first)",
+				},
+				{Name: "code", Kind: Token, Expression: "Task.code", Column: "code", Doc: "Search by task code"},
+				{Name: "business-status", Kind: Token, Expression: "Task.businessStatus", Column: "business_status", Doc: "Search by business status"},
+				{
+					Name: "owner", Kind: Reference, Expression: "Task.owner", Column: "owner",
+					Targets: []string{"Practitioner", "PractitionerRole", "Organization", "CareTeam", "HealthcareService", "Patient", "Device", "RelatedPerson"}, Doc: "Search by task owner",
+				},
+				{Name: "authored-on", Kind: Date, Expression: "Task.authoredOn", Column: "authored_on", Doc: "Search by creation date"},
+				{Name: "modified", Kind: Date, Expression: "Task.lastModified", Column: "modified", Doc: "Search by last modification date"},
+			},
+			Compartment: func(m any, _ string) string { return refPatient(m.(*fm.Task).For) },
+		},
+		{
+			Type: "Goal",
+			Params: []*Param{
+				identifier("Goal", "External Ids for this goal"),
+				{Name: "patient", Kind: Reference, Expression: "Goal.subject", Column: "patient_id", Targets: []string{"Patient"}, Doc: "Who this goal is intended for"},
+				{Name: "subject", Kind: Reference, Expression: "Goal.subject", Column: "subject", Targets: []string{"Patient", "Group", "Organization"}, Doc: "Who this goal is intended for"},
+				{Name: "lifecycle-status", Kind: Token, Expression: "Goal.lifecycleStatus", Column: "lifecycle_status", System: goalStatusSystem, Doc: "proposed | planned | accepted | active | on-hold | completed | cancelled | entered-in-error | rejected"},
+				{Name: "achievement-status", Kind: Token, Expression: "Goal.achievementStatus", Column: "achievement_status", Doc: "in-progress | improving | worsening | no-change | achieved | sustaining | not-achieved | no-progress | not-attainable"},
+				{Name: "category", Kind: Token, Expression: "Goal.category", Column: "category", Doc: "E.g. Treatment, dietary, behavioral, etc."},
+				{Name: "target-measure", Kind: Token, Expression: "Goal.target.measure", Column: "target_measure", Doc: "Vidda: the parameter whose value is being tracked (a LOINC code)"},
+			},
+			Compartment: func(m any, _ string) string {
+				r := m.(*fm.Goal).Subject
+				return refPatient(&r)
+			},
+		},
+		{
+			Type: "CarePlan",
+			Params: []*Param{
+				identifier("CarePlan", "External Ids for this plan"),
+				{Name: "patient", Kind: Reference, Expression: "CarePlan.subject", Column: "patient_id", Targets: []string{"Patient"}, Doc: "Who the care plan is for"},
+				{Name: "subject", Kind: Reference, Expression: "CarePlan.subject", Column: "subject", Targets: []string{"Patient", "Group"}, Doc: "Who the care plan is for"},
+				{Name: "status", Kind: Token, Expression: "CarePlan.status", Column: "status", System: requestStatusSystem, Doc: "draft | active | on-hold | revoked | completed | entered-in-error | unknown"},
+				{Name: "intent", Kind: Token, Expression: "CarePlan.intent", Column: "intent", System: requestIntentSystem, Doc: "proposal | plan | order | option"},
+				{Name: "category", Kind: Token, Expression: "CarePlan.category", Column: "category", Doc: "Type of plan"},
+				{Name: "date", Kind: Date, Expression: "CarePlan.period", Column: "date", Doc: "Time period plan covers"},
+				{Name: "activity-code", Kind: Token, Expression: "CarePlan.activity.detail.code", Column: "activity_code", Doc: "Detail type of activity"},
+				{Name: "care-team", Kind: Reference, Expression: "CarePlan.careTeam", Column: "care_team", Targets: []string{"CareTeam"}, Doc: "Who's involved in plan?"},
+				{Name: "goal", Kind: Reference, Expression: "CarePlan.goal", Column: "goal", Targets: []string{"Goal"}, Doc: "Desired outcome of plan"},
+			},
+			Compartment: func(m any, _ string) string {
+				r := m.(*fm.CarePlan).Subject
+				return refPatient(&r)
+			},
+		},
 	}
 }
 
@@ -197,6 +303,11 @@ func models() map[string]reflect.Type {
 		"CareTeam":         reflect.TypeFor[fm.CareTeam](),
 		"AuditEvent":       reflect.TypeFor[fm.AuditEvent](),
 		"Group":            reflect.TypeFor[fm.Group](),
+		"Appointment":      reflect.TypeFor[fm.Appointment](),
+		"Encounter":        reflect.TypeFor[fm.Encounter](),
+		"Task":             reflect.TypeFor[fm.Task](),
+		"Goal":             reflect.TypeFor[fm.Goal](),
+		"CarePlan":         reflect.TypeFor[fm.CarePlan](),
 	}
 }
 
@@ -254,7 +365,8 @@ func refPatient(r *fm.Reference) string {
 func auditEntityTypes() []string {
 	return []string{
 		"Patient", "Practitioner", "PractitionerRole", "Organization", "Device",
-		"Observation", "CareTeam", "AuditEvent", "Group",
+		"Observation", "CareTeam", "AuditEvent", "Group", "Appointment", "Encounter",
+		"Task", "Goal", "CarePlan",
 	}
 }
 

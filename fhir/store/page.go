@@ -50,6 +50,8 @@ func sortOrder(keys []search.SortKey) order {
 			sk.expr, sk.sqlType = p.Column+"_start", "timestamptz"
 		case p.Kind == search.Number || p.Kind == search.Quantity:
 			sk.expr, sk.sqlType = p.Column, "numeric"
+		case len(p.Order) > 0:
+			sk.expr, sk.sqlType, sk.notNull = orderedCode(p), "integer", true
 		default:
 			// A list's first element: a token's first coding, a string's
 			// first value, normalized.
@@ -192,4 +194,16 @@ func decodeSearchCursor(s string, o order) (searchCursor, error) {
 		}
 	}
 	return searchCursor{sort: c.S, keys: c.K, id: c.I, back: c.B}, nil
+}
+
+// orderedCode is the position of a token column's first code in p.Order
+// (1 = lowest), 0 for a missing or unlisted code: such a Task sorts below
+// routine, last in a worklist sorted -priority. The codes are constants
+// of the registry, never input.
+func orderedCode(p *search.Param) string {
+	quoted := make([]string, len(p.Order))
+	for i, code := range p.Order {
+		quoted[i] = "'" + strings.ReplaceAll(p.System+"|"+code, "'", "''") + "'"
+	}
+	return "coalesce(array_position(ARRAY[" + strings.Join(quoted, ",") + "], (" + p.Column + ")[1]), 0)"
 }

@@ -190,7 +190,7 @@ func onePatient(q *search.Query, a Access) bool {
 // checks the list against the schema).
 func patientIndexed(typ string) bool {
 	switch typ {
-	case "Observation", "Device", "CareTeam", "AuditEvent":
+	case "Observation", "Device", "CareTeam", "AuditEvent", "Appointment", "Encounter", "Task", "Goal", "CarePlan":
 		return true
 	}
 	return false

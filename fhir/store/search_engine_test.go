@@ -332,3 +332,44 @@ func TestEveryDeclaredParameterIsSearchable(t *testing.T) {
 		}
 	}
 }
+
+// Task priority sorts by meaning (routine < urgent < asap < stat), not by
+// spelling, and pages through a cursor on that order; a Task without a
+// priority sorts below routine.
+func TestTaskPrioritySortsByMeaning(t *testing.T) {
+	f := newStore(t)
+	task := func(id, priority string) string {
+		p := ""
+		if priority != "" {
+			p = `"priority":"` + priority + `",`
+		}
+		return `{"resourceType":"Task","id":"` + id + `","status":"requested","intent":"order",` + p +
+			`"for":{"reference":"Patient/p1"}}`
+	}
+	for id, prio := range map[string]string{"r1": "routine", "u1": "urgent", "s1": "stat", "a1": "asap", "s2": "stat", "n1": ""} {
+		f.put(t, "Task", id, task(id, prio))
+	}
+	f.put(t, "Task", "done", `{"resourceType":"Task","id":"done","status":"completed","intent":"order","priority":"stat","for":{"reference":"Patient/p1"}}`)
+	got := ids(f.search(t, "Task", "status=requested&_sort=-priority,_id", store.Access{}))
+	want := []string{"s1", "s2", "a1", "u1", "r1", "n1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("_sort=-priority,_id: %v, want %v", got, want)
+	}
+	got = ids(f.search(t, "Task", "status=requested&_sort=priority", store.Access{}))
+	if !slices.Equal(got[:3], []string{"n1", "r1", "u1"}) {
+		t.Errorf("_sort=priority: %v", got)
+	}
+	var walked []string
+	q := "status=requested&_sort=-priority&_count=2"
+	page := f.search(t, "Task", q, store.Access{})
+	for {
+		walked = append(walked, ids(page)...)
+		if page.NextCursor == "" {
+			break
+		}
+		page = f.searchCursor(t, "Task", q, page.NextCursor)
+	}
+	if len(walked) != 6 || walked[5] != "n1" || walked[4] != "r1" || walked[3] != "u1" {
+		t.Errorf("paged -priority: %v", walked)
+	}
+}
