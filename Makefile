@@ -7,7 +7,7 @@ LINT    := $(GO) tool -modfile=tools/go.mod golangci-lint
 # Tests that start servers and browsers run one package pair at a time.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build run test test-short bench bench-ingest bench-search bench-export fuzz lint fmt vet tidy-check vuln clean help
+.PHONY: all build run test test-short bench bench-ingest bench-search bench-export soak fuzz lint fmt vet tidy-check vuln clean help
 
 all: build
 
@@ -59,6 +59,12 @@ bench-search: build
 bench-export: build
 	$(GO) build -o bin/viddabench ./cmd/viddabench
 	deploy/with-testdb.sh --durable bin/viddabench export $(BENCHFLAGS)
+
+# A bounded steady run (10 minutes unless SOAKFLAGS says otherwise): RSS,
+# goroutines and heap at the start and the end, every reading stored.
+soak: build
+	$(GO) build -o bin/viddabench ./cmd/viddabench
+	deploy/with-testdb.sh --durable bin/viddabench soak $(SOAKFLAGS)
 
 FUZZTIME ?= 20s
 fuzz:

@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if args[0] == "export" {
 		return runExport(ctx, args[1:], getenv, stdout)
 	}
+	if args[0] == "soak" {
+		return runSoak(ctx, args[1:], getenv, stdout)
+	}
 	if args[0] != "http" {
 		usage(stdout)
 		return fmt.Errorf("unknown benchmark %q", args[0])
@@ -74,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `Usage: viddabench http|mqtt [flags]
+	fmt.Fprint(w, `Usage: viddabench http|mqtt|search|export|soak [flags]
 
 Benchmarks bin/vidda against the PostgreSQL server of VIDDA_BENCH_DATABASE_URL
 (make bench and make bench-ingest provide a throwaway cluster with fsync on).
@@ -87,8 +90,10 @@ mqtt  device ingestion: the CopyFrom ceiling, a naive consumer and a no-op
       one connection's backlog, a fixed load) and through Mosquitto.
 export  a Bulk Data export of 1M Observations, kick-off to manifest, against
       COPY ... TO STDOUT of the same rows, with vidda's RSS.
+soak  a bounded steady run (make soak): homes publishing, clinicians
+      searching; vidda's RSS, heap and goroutines from start to end.
 
-Run "viddabench http --help" or "viddabench mqtt --help" for the flags.
+Run "viddabench <name> --help" for the flags.
 `)
 }
 
