@@ -1,0 +1,425 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
+	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/audit"
+	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/db/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// fakeMedia stands in for signaling/sfu until it lands: it records what
+// the visit layer asks of each peer and answers an offer with an answer.
+type fakeMedia struct {
+	mu    sync.Mutex
+	peers []*fakePeer
+}
+
+type fakePeer struct {
+	m           *fakeMedia
+	room, who   string
+	send        func(MediaEvent)
+	admitted    bool
+	audioOnly   bool
+	restarts    int
+	closed      bool
+	remotes     []string
+	candidates  int
+	admitCalls  int
+	connectedAt time.Time
+}
+
+func (m *fakeMedia) Connect(_ context.Context, room, participant string, send func(MediaEvent)) (MediaPeer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := &fakePeer{m: m, room: room, who: participant, send: send, connectedAt: time.Now()}
+	m.peers = append(m.peers, p)
+	return p, nil
+}
+
+// peers returns the peers created for who, oldest first.
+func (m *fakeMedia) peersOf(who string) []*fakePeer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*fakePeer
+	for _, p := range m.peers {
+		if p.who == who {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// state reads a peer's recorded state under the lock.
+func (p *fakePeer) state() (admitted, closed bool, restarts int) {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	return p.admitted, p.closed, p.restarts
+}
+
+func (p *fakePeer) Remote(_ context.Context, d Description) error {
+	p.m.mu.Lock()
+	p.remotes = append(p.remotes, d.Type)
+	p.m.mu.Unlock()
+	if d.Type == "offer" {
+		p.send(MediaEvent{Kind: EventDescription, Description: &Description{Type: "answer", SDP: "v=0 fake answer"}})
+	}
+	return nil
+}
+
+func (p *fakePeer) AddCandidate(Candidate) error {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	p.candidates++
+	return nil
+}
+
+func (p *fakePeer) SetAdmitted(admitted bool) {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	p.admitted = admitted
+	p.admitCalls++
+}
+
+func (p *fakePeer) SetAudioOnly(on bool) {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	p.audioOnly = on
+}
+
+func (p *fakePeer) Restart(context.Context) error {
+	p.m.mu.Lock()
+	p.restarts++
+	p.m.mu.Unlock()
+	p.send(MediaEvent{Kind: EventDescription, Description: &Description{Type: "offer", SDP: "v=0 fake restart"}})
+	return nil
+}
+
+func (p *fakePeer) Stats() MediaStats { return MediaStats{} }
+
+func (p *fakePeer) Close() error {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	p.closed = true
+	return nil
+}
+
+// fakeICE hands out one TURN server with a marked credential, so tests
+// can look for it where it must not be.
+type fakeICE struct{}
+
+func (fakeICE) ICEServers(participant string, _ time.Time) []ICEServer {
+	return []ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: "1700000000:" + participant, Credential: "turn-secret-credential"}}
+}
+
+// pipeConn is an in-memory Conn: the test plays the browser.
+type pipeConn struct {
+	in     chan []byte
+	out    chan []byte
+	closed chan struct{}
+	once   sync.Once
+	code   int
+}
+
+func newPipe() *pipeConn {
+	return &pipeConn{in: make(chan []byte, 64), out: make(chan []byte, 1024), closed: make(chan struct{})}
+}
+
+var errClosed = errors.New("closed")
+
+func (c *pipeConn) ReadMessage() ([]byte, error) {
+	select {
+	case b := <-c.in:
+		return b, nil
+	case <-c.closed:
+		return nil, errClosed
+	}
+}
+
+func (c *pipeConn) WriteMessage(b []byte) error {
+	select {
+	case <-c.closed:
+		return errClosed
+	default:
+	}
+	select {
+	case c.out <- b:
+		return nil
+	case <-c.closed:
+		return errClosed
+	}
+}
+
+func (c *pipeConn) Close(code int, _ string) error {
+	c.once.Do(func() {
+		c.code = code
+		close(c.closed)
+	})
+	return nil
+}
+
+// fixture is a running Visits over a real database.
+type fixture struct {
+	v     *Visits
+	st    *store.Store
+	types *fhir.Registry
+	media *fakeMedia
+	audit *audit.Writer
+}
+
+func newFixture(t *testing.T, tune func(*Config)) *fixture {
+	t.Helper()
+	pool := dbtest.PoolFor(t, dbtest.NewDatabase(t))
+	log := slog.New(slog.DiscardHandler)
+	types := fhir.NewRegistry()
+	params := search.NewRegistry(time.UTC)
+	st := store.New(pool, types, params, store.DefaultConfig(), log)
+	acfg := audit.DefaultConfig()
+	acfg.FlushEvery = 5 * time.Millisecond
+	aw, err := audit.NewWriter(pool, params, acfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	if tune != nil {
+		tune(&cfg)
+	}
+	media := &fakeMedia{}
+	v, err := NewVisits(Deps{Store: st, Search: st, Params: params, Types: types, Media: media, ICE: fakeICE{}, Audit: aw}, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	storeDone, visitsDone := make(chan error, 1), make(chan error, 1)
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	auditDone := make(chan error, 1)
+	go func() { storeDone <- st.Run(ctx) }()
+	go func() { auditDone <- aw.Run(auditCtx) }()
+	vctx, stopVisits := context.WithCancel(context.Background())
+	go func() { visitsDone <- v.Run(vctx) }()
+	t.Cleanup(func() {
+		stopVisits()
+		if err := <-visitsDone; err != nil {
+			t.Errorf("visits: %v", err)
+		}
+		cancel()
+		if err := <-storeDone; err != nil {
+			t.Errorf("store: %v", err)
+		}
+		stopAudit()
+		if err := <-auditDone; err != nil {
+			t.Errorf("audit: %v", err)
+		}
+	})
+	return &fixture{v: v, st: st, types: types, media: media, audit: aw}
+}
+
+// put stores a resource with the given id as the server.
+func (f *fixture) put(t *testing.T, typ, id, body string) {
+	t.Helper()
+	res, err := f.types.Parse(typ, []byte(body))
+	if err != nil {
+		t.Fatalf("parse %s: %v", typ, err)
+	}
+	if _, _, err := f.st.Update(context.Background(), res, id, 0, store.Access{}); err != nil {
+		t.Fatalf("put %s/%s: %v", typ, id, err)
+	}
+}
+
+// read returns a stored resource decoded.
+func (f *fixture) read(t *testing.T, typ, id string) map[string]any {
+	t.Helper()
+	st, err := f.st.Read(context.Background(), typ, id, store.Access{})
+	if err != nil {
+		t.Fatalf("read %s/%s: %v", typ, id, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(st.Content, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// appointment stores a booked video Appointment of patient with the
+// practitioners, plus the people it names.
+func (f *fixture) appointment(t *testing.T, id, status, patient string, practitioners ...string) {
+	t.Helper()
+	f.put(t, "Patient", patient, `{"resourceType":"Patient","id":"`+patient+`"}`)
+	parts := `{"actor":{"reference":"Patient/` + patient + `"},"status":"accepted"}`
+	for _, p := range practitioners {
+		if len(p) > 5 && p[:5] == "role:" {
+			parts += `,{"actor":{"reference":"PractitionerRole/` + p[5:] + `"},"status":"accepted"}`
+			continue
+		}
+		f.put(t, "Practitioner", p, `{"resourceType":"Practitioner","id":"`+p+`"}`)
+		parts += `,{"actor":{"reference":"Practitioner/` + p + `"},"status":"accepted"}`
+	}
+	f.put(t, "Appointment", id, `{"resourceType":"Appointment","id":"`+id+`","status":"`+status+`",`+
+		`"start":"2026-11-23T10:00:00Z","end":"2026-11-23T10:30:00Z","participant":[`+parts+`]}`)
+}
+
+func patientActor(id string) Actor {
+	return Actor{Principal: &auth.Principal{Subject: "user-" + id, Role: auth.RolePatient, PatientID: id, TokenID: "at-" + id}, Address: "192.0.2.1"}
+}
+
+func clinicianActor(practitioner string) Actor {
+	return Actor{Principal: &auth.Principal{Subject: "user-" + practitioner, Role: auth.RoleClinician, PractitionerID: practitioner, TokenID: "at-" + practitioner}, Address: "192.0.2.2"}
+}
+
+// client is a test browser on a pipeConn.
+type client struct {
+	t    *testing.T
+	conn *pipeConn
+	done chan struct{}
+}
+
+// connect serves a new connection and returns its client.
+func (f *fixture) connect(t *testing.T) *client {
+	t.Helper()
+	c := &client{t: t, conn: newPipe(), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		f.v.Serve(context.Background(), c.conn, "192.0.2.9")
+	}()
+	t.Cleanup(func() {
+		_ = c.conn.Close(CloseNormal, "")
+		<-c.done
+	})
+	return c
+}
+
+// join connects and joins with tok, returning the joined message.
+func (f *fixture) join(t *testing.T, tok string, resume bool) (*client, *Message) {
+	t.Helper()
+	c := f.connect(t)
+	c.send(Message{Type: TypeJoin, Token: tok, Resume: resume})
+	return c, c.expect(TypeJoined)
+}
+
+func (c *client) send(m Message) {
+	c.t.Helper()
+	m.V = ProtocolVersion
+	b, err := json.Marshal(m)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.raw(b)
+}
+
+func (c *client) raw(b []byte) {
+	c.t.Helper()
+	select {
+	case c.conn.in <- b:
+	case <-c.conn.closed:
+		c.t.Fatalf("send on a closed connection")
+	}
+}
+
+// failAfter only detects a hang; no test asserts how fast anything is.
+const failAfter = 20 * time.Second
+
+// next returns the next message, skipping pings and quality reports.
+func (c *client) next() *Message {
+	c.t.Helper()
+	for {
+		select {
+		case b := <-c.conn.out:
+			var m Message
+			if err := json.Unmarshal(b, &m); err != nil {
+				c.t.Fatalf("server sent %s: %v", b, err)
+			}
+			if m.V != ProtocolVersion {
+				c.t.Fatalf("server message without version: %s", b)
+			}
+			if m.Type == TypePing || m.Type == TypeQuality {
+				continue
+			}
+			return &m
+		case <-c.conn.closed:
+			// Deliver what was written before the close.
+			select {
+			case b := <-c.conn.out:
+				var m Message
+				if err := json.Unmarshal(b, &m); err != nil {
+					c.t.Fatal(err)
+				}
+				if m.Type == TypePing {
+					continue
+				}
+				return &m
+			default:
+			}
+			return nil
+		case <-time.After(failAfter):
+			c.t.Fatalf("no message from the server")
+			return nil
+		}
+	}
+}
+
+// expect returns the next message of type typ, failing on anything else.
+func (c *client) expect(typ MessageType) *Message {
+	c.t.Helper()
+	m := c.next()
+	if m == nil {
+		c.t.Fatalf("connection closed (code %d), want %s", c.conn.code, typ)
+	}
+	if m.Type != typ {
+		c.t.Fatalf("got %s (%s %s), want %s", m.Type, m.Code, m.Error, typ)
+	}
+	return m
+}
+
+// expectUntil skips messages until one of type typ (and reason, if not
+// empty) arrives.
+func (c *client) expectUntil(typ MessageType, reason string) *Message {
+	c.t.Helper()
+	for {
+		m := c.next()
+		if m == nil {
+			c.t.Fatalf("connection closed (code %d) before %s %s", c.conn.code, typ, reason)
+		}
+		if m.Type == typ && (reason == "" || m.Reason == reason) {
+			return m
+		}
+	}
+}
+
+// closedWith waits until the server closes the connection and checks
+// its close code.
+func (c *client) closedWith(code int) {
+	c.t.Helper()
+	select {
+	case <-c.conn.closed:
+	case <-time.After(failAfter):
+		c.t.Fatalf("connection still open, want close %d", code)
+	}
+	if c.conn.code != code {
+		c.t.Fatalf("closed with %d, want %d", c.conn.code, code)
+	}
+}
+
+// sync makes sure everything c sent before was handled: the server
+// answers a ping only after the messages before it.
+func (c *client) sync() {
+	c.t.Helper()
+	c.send(Message{Type: TypePing})
+	c.expectUntil(TypePong, "")
+}
+
+// drop ends the connection as a network failure would (no leave).
+func (c *client) drop() {
+	_ = c.conn.Close(1006, "")
+	<-c.done
+}
