@@ -98,6 +98,22 @@ func matrixRows() []matrixRow {
 		{"POST /logout", func(*matrixFixture, string) matrixRequest {
 			return matrixRequest{method: http.MethodPost, path: "/logout", header: form}
 		}, "anon=303 patient=303 nurse=303 clinician=303 admin=303 system=303"},
+		{"POST /lang", func(*matrixFixture, string) matrixRequest {
+			return matrixRequest{method: http.MethodPost, path: "/lang", body: "lang=sv&next=/app", header: form}
+		}, "anon=303 patient=303 nurse=303 clinician=303 admin=303 system=303"}, // a preference: no session needed
+		{"GET /app/patients/:id", get("/app/patients/{patient}"), "anon=303 patient=303 nurse=303 clinician=303 admin=303 system=303"},
+		// The dashboard's fragments, stream and forms answer 401 without a session: a script or form cannot follow a sign-in.
+		{"GET /app/worklist", get("/app/worklist"), "anon=401 patient=401 nurse=401 clinician=401 admin=401 system=401"},
+		{"GET /app/events", get("/app/events"), "anon=401 patient=401 nurse=401 clinician=401 admin=401 system=401"},
+		{"POST /app/patients/:id/goals", func(f *matrixFixture, target string) matrixRequest {
+			return matrixRequest{method: http.MethodPost, path: f.expand("/app/patients/{patient}/goals", target), body: "code=59408-5&low=90", header: form}
+		}, "anon=401 patient=401 nurse=401 clinician=401 admin=401 system=401"},
+		{"POST /app/patients/:id/visit", func(f *matrixFixture, target string) matrixRequest {
+			return matrixRequest{method: http.MethodPost, path: f.expand("/app/patients/{patient}/visit", target), header: form}
+		}, "anon=401 patient=401 nurse=401 clinician=401 admin=401 system=401"},
+		{"POST /app/tasks/:id/acknowledge", func(*matrixFixture, string) matrixRequest {
+			return matrixRequest{method: http.MethodPost, path: "/app/tasks/no-such-task/acknowledge", body: "note=x", header: form}
+		}, "anon=401 patient=401 nurse=401 clinician=401 admin=401 system=401"},
 
 		// Operations and administration.
 		{"GET /metrics", get("/metrics"), "anon=401 patient=403 nurse=403 clinician=403 admin=200 system=200"},

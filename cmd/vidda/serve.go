@@ -215,7 +215,8 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	tokens := auth.NewBackend(auth.NewClients(pool), keys, auth.BackendConfig{TokenURL: cfg.http.TokenURL()}, log)
 	exports := cfg.export.exporter(st, types, params, cfg.consumer.ClientID, auditRecorder(auditor), log)
-	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor), log)
+	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor),
+		pageData{store: st, types: types, params: params, audit: auditRecorder(auditor)}, log)
 	if err != nil {
 		return err
 	}
@@ -274,6 +275,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	})
 	g.Go(func() error { return keys.Run(gctx) })
 	g.Go(func() error { return sessions.Run(gctx) })
+	g.Go(func() error { return pages.Run(gctx) }) // the live worklist's LISTEN; ends its streams on stop
 	// Notifications stop with the servers; a delivery in flight finishes
 	// (or its event stays in the outbox) before the pool closes.
 	g.Go(func() error { return notifier.Run(gctx) })

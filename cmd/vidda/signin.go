@@ -6,6 +6,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
+	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/auth"
 	"github.com/vidda/vidda/internal/config"
 	"github.com/vidda/vidda/internal/httpapi"
@@ -27,6 +30,7 @@ func bindSignIn(cs *config.Set, s *signInSettings) {
 	cs.Duration(&s.sessions.LockoutBase, "login-lockout", "VIDDA_LOGIN_LOCKOUT", auth.DefaultLockoutBase, "first lockout; each further failure doubles it")
 	cs.Duration(&s.sessions.LockoutMax, "login-lockout-max", "VIDDA_LOGIN_LOCKOUT_MAX", auth.DefaultLockoutMax, "longest lockout")
 	cs.Int(&s.web.LoginPerMinute, "login-rate-limit", "VIDDA_LOGIN_RATE_LIMIT", s.web.LoginPerMinute, "sign-in attempts per minute and client address")
+	cs.String(&s.web.TimeZone, "timezone", "VIDDA_TIMEZONE", s.web.TimeZone, "time zone the pages show dates and times in (IANA name)")
 }
 
 func (s *signInSettings) validate() error {
@@ -36,11 +40,20 @@ func (s *signInSettings) validate() error {
 	return s.web.Validate()
 }
 
+// pageData is what the pages read and write patient data with: the FHIR
+// store and the audit trail the API uses too.
+type pageData struct {
+	store  *store.Store
+	types  *fhir.Registry
+	params *search.Registry
+	audit  web.AuditRecorder
+}
+
 // build makes the users, their sessions and the pages; rec, when not nil,
 // hears of every sign-in and sign-out (the audit trail). Cookies are
 // Secure when browsers reach vidda over https: vidda's own TLS, or a base
 // URL behind a TLS-terminating proxy.
-func (s *signInSettings) build(pool *pgxpool.Pool, hc httpapi.Config, rec web.SignInRecorder, log *slog.Logger) (*auth.Users, *auth.Sessions, *web.Pages, error) {
+func (s *signInSettings) build(pool *pgxpool.Pool, hc httpapi.Config, rec web.SignInRecorder, data pageData, log *slog.Logger) (*auth.Users, *auth.Sessions, *web.Pages, error) {
 	users, err := auth.NewUsers(pool, s.sessions)
 	if err != nil {
 		return nil, nil, nil, err
@@ -48,7 +61,10 @@ func (s *signInSettings) build(pool *pgxpool.Pool, hc httpapi.Config, rec web.Si
 	sessions := auth.NewSessions(users, log)
 	wc := s.web
 	wc.SecureCookies = hc.TLS() || strings.HasPrefix(strings.ToLower(hc.BaseURL), "https://")
-	pages, err := web.New(web.Deps{Accounts: sessions, Recorder: rec}, wc, log)
+	pages, err := web.New(web.Deps{
+		Accounts: sessions, Recorder: rec, Store: data.store, Types: data.types, Params: data.params, Audit: data.audit,
+		Listen: pool.Config().ConnConfig,
+	}, wc, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -21,14 +21,14 @@ import (
 // forged form signing the victim in as the attacker.
 const loginCSRFCookie = "vidda_login_csrf"
 
-// Messages shown on the sign-in page. Every failed sign-in gets the same
-// one, so the page tells nobody whether a username exists or is locked.
+// Messages shown on the sign-in page (catalog keys). Every failed sign-in
+// gets the same one, so the page tells nobody whether a username exists or
+// is locked.
 const (
-	msgSignInFailed = "Sign-in failed. Check your username, password and one-time code. " +
-		"After several failures the account is locked for a while; wait a minute and try again."
-	msgFormExpired  = "The sign-in form expired. Please try again."
-	msgTooMany      = "Too many sign-in attempts from your network. Wait a minute and try again."
-	msgUnavailable  = "Sign-in is not available right now. Please try again shortly."
+	msgSignInFailed = "login.failed"
+	msgFormExpired  = "login.expired"
+	msgTooMany      = "login.toomany"
+	msgUnavailable  = "login.unavailable"
 	maxFormUsername = 64
 	maxFormPassword = auth.MaxPasswordLen
 	maxUserAgent    = 256
@@ -37,13 +37,8 @@ const (
 // loginData fills templates/login.html. There is no session yet:
 // SessionCSRF stays empty, CSRF is the form's double-submit token.
 type loginData struct {
-	Title, CSRF, SessionCSRF, Next, Username, Error string
-}
-
-// homeData fills templates/home.html. The session's CSRF token goes in
-// the sign-out form and in <meta name="csrf-token"> for scripts.
-type homeData struct {
-	Title, CSRF, SessionCSRF, Username, Role, Note string
+	page
+	Next, Username, Error string
 }
 
 // loginPage is GET /login: the form, or straight on for a browser that
@@ -68,9 +63,12 @@ func (p *Pages) loginForm(c *fiber.Ctx, status int, next, username, msg string) 
 			SessionOnly: true,
 		})
 	}
-	return p.render(c, status, "login", loginData{
-		Title: "Sign in", CSRF: tok, Next: next, Username: username, Error: msg,
-	})
+	d := loginData{page: p.base(c, nil, "login.title"), Next: next, Username: username}
+	d.CSRF = tok
+	if msg != "" {
+		d.Error = d.L.T(msg)
+	}
+	return p.render(c, status, "login", d)
 }
 
 // signIn is POST /login (form: username, password, code, csrf, next).
@@ -136,12 +134,12 @@ func (p *Pages) tooManyAttempts(c *fiber.Ctx) error {
 func (p *Pages) signOut(c *fiber.Ctx) error {
 	if sess := p.session(c); sess != nil {
 		if !sess.CheckCSRF(csrfToken(c)) {
-			return p.render(c, fiber.StatusForbidden, "home", p.home(sess,
-				"That sign-out request did not come from this page, so you are still signed in."))
+			return p.fail(c, sess, fiber.StatusForbidden, "error.signout")
 		}
 		if err := p.deps.Accounts.SignOut(c.UserContext(), c.Cookies(auth.SessionCookie)); err != nil {
 			return err
 		}
+		p.hub.endSession(sess.ID) // this browser's live streams end now
 		ev := p.event(c, sess.Username)
 		ev.Outcome = auth.SignedOut
 		ev.UserID, ev.Role, ev.SessionID = sess.UserID, sess.Principal.Role, sess.ID
@@ -150,32 +148,6 @@ func (p *Pages) signOut(c *fiber.Ctx) error {
 	}
 	p.clearCookie(c, auth.SessionCookie, "/")
 	return c.Redirect("/login", fiber.StatusSeeOther)
-}
-
-// landing serves /app (staff) and /me (patients). The real pages come
-// later; until then they say who is signed in and offer sign-out.
-func (p *Pages) landing(forPatients bool) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		sess := p.session(c)
-		if sess == nil {
-			return c.Redirect("/login?next="+url.QueryEscape(c.Path()), fiber.StatusSeeOther)
-		}
-		if (sess.Principal.Role == auth.RolePatient) != forPatients {
-			return c.Redirect(landingFor(sess, ""), fiber.StatusSeeOther)
-		}
-		note := "The nurse dashboard arrives in a later version of Vidda."
-		if forPatients {
-			note = "Your own page arrives in a later version of Vidda."
-		}
-		return p.render(c, fiber.StatusOK, "home", p.home(sess, note))
-	}
-}
-
-func (p *Pages) home(sess *auth.Session, note string) homeData {
-	return homeData{
-		Title: "Signed in", CSRF: sess.CSRFToken, SessionCSRF: sess.CSRFToken, Username: sess.Username,
-		Role: string(sess.Principal.Role), Note: note,
-	}
 }
 
 // session returns the browser's live session, or nil.

@@ -15,7 +15,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/internal/auth"
 	"github.com/vidda/vidda/internal/limitstore"
 )
@@ -42,6 +45,13 @@ type SignInRecorder interface {
 	RecordSignIn(ctx context.Context, e auth.SignInEvent)
 }
 
+// Acknowledger closes a worklist Task for a practitioner with a note;
+// internal/care provides it. Without one the pages close the Task
+// themselves through the store (see acknowledge.go).
+type Acknowledger interface {
+	Acknowledge(ctx context.Context, taskID, practitionerRef, note string) error
+}
+
 // Config tunes the pages.
 type Config struct {
 	// SecureCookies marks cookies Secure. Set it whenever browsers reach
@@ -51,15 +61,31 @@ type Config struct {
 	// LoginPerMinute caps sign-in attempts (POST /login) per client
 	// address per minute (VIDDA_LOGIN_RATE_LIMIT).
 	LoginPerMinute int
+	// TimeZone is the IANA zone dates and times are shown in
+	// (VIDDA_TIMEZONE): the clinic's.
+	TimeZone string
+	// KeepAlive is how often the live worklist stream sends a comment so
+	// that proxies keep it open, and rechecks the session.
+	KeepAlive time.Duration
+	// RequestTimeout bounds the database work of one page.
+	RequestTimeout time.Duration
 }
 
 // DefaultConfig returns the settings used unless told otherwise.
-func DefaultConfig() Config { return Config{LoginPerMinute: 10} }
+func DefaultConfig() Config {
+	return Config{LoginPerMinute: 10, TimeZone: "Europe/Oslo", KeepAlive: 15 * time.Second, RequestTimeout: 30 * time.Second}
+}
 
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
 	if c.LoginPerMinute < 1 {
 		return fmt.Errorf("VIDDA_LOGIN_RATE_LIMIT: %d sign-ins a minute lets nobody in", c.LoginPerMinute)
+	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" {
+		return fmt.Errorf("VIDDA_TIMEZONE: %q is not an IANA time zone", c.TimeZone)
+	}
+	if c.KeepAlive < time.Second || c.RequestTimeout <= 0 {
+		return errors.New("web: KeepAlive must be at least 1s and RequestTimeout positive")
 	}
 	return nil
 }
@@ -69,28 +95,63 @@ type Deps struct {
 	Accounts Accounts
 	// Recorder, when not nil, hears of sign-ins and sign-outs.
 	Recorder SignInRecorder
+	// Store, Types and Params are the FHIR store the pages read and write,
+	// its resource types and search parameters.
+	Store  Resources
+	Types  *fhir.Registry
+	Params *search.Registry
+	// Audit, when not nil, records every page that reads or writes
+	// patient data.
+	Audit AuditRecorder
+	// Listen is how to open the connection that LISTENs for worklist
+	// changes (one per process); nil: the live stream only keeps alive.
+	Listen *pgx.ConnConfig
+	// Acknowledge, when not nil, closes Tasks (internal/care).
+	Acknowledge Acknowledger
 }
 
 // Pages are vidda's server-rendered pages.
 type Pages struct {
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
-	pages  map[string]*template.Template
-	static fs.FS
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	pages    map[string]*template.Template
+	static   fs.FS
+	cats     *catalogs
+	zone     *time.Location
+	measures *measureTable
+	hub      *hub
+	now      func() time.Time
 }
 
-// New parses the templates and returns the pages.
+// pageNames are the templates, each a "content" for layout.html.
+func pageNames() []string {
+	return []string{"login", "worklist", "patient", "me", "error"}
+}
+
+// New parses the templates and catalogs and returns the pages.
 func New(deps Deps, cfg Config, log *slog.Logger) (*Pages, error) {
-	if deps.Accounts == nil {
-		return nil, errors.New("web: no Accounts")
+	if deps.Accounts == nil || deps.Store == nil || deps.Types == nil || deps.Params == nil {
+		return nil, errors.New("web: Accounts, Store, Types and Params are required")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Pages{cfg: cfg, deps: deps, log: log, pages: map[string]*template.Template{}}
-	for _, name := range []string{"login", "home"} {
-		t, err := template.ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html")
+	zone, err := time.LoadLocation(cfg.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("VIDDA_TIMEZONE: %w", err)
+	}
+	cats, err := loadCatalogs()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pages{
+		cfg: cfg, deps: deps, log: log, pages: map[string]*template.Template{}, cats: cats, zone: zone,
+		measures: newMeasureTable(), now: time.Now,
+	}
+	p.hub = newHub(deps.Listen, log)
+	for _, name := range pageNames() {
+		t, err := template.ParseFS(templateFiles, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", name, err)
 		}
@@ -104,8 +165,14 @@ func New(deps Deps, cfg Config, log *slog.Logger) (*Pages, error) {
 	return p, nil
 }
 
-// Mount adds the pages' routes to r: /login, /logout, /app, /me and
-// /static/. All but /static and /login need a session.
+// Run keeps the live worklist fed: one connection LISTENs for Task
+// changes and fans them out to the open dashboards of this process,
+// reconnecting with backoff. When ctx ends it closes every stream (so the
+// HTTP server can drain) and returns nil.
+func (p *Pages) Run(ctx context.Context) error { return p.hub.run(ctx) }
+
+// Mount adds the pages' routes to r. All but /static, /login and /lang
+// need a session: /app and below a staff one, /me a patient's.
 func (p *Pages) Mount(r fiber.Router) {
 	r.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(p.static), MaxAge: 3600}))
 	r.Get("/login", p.loginPage)
@@ -117,21 +184,35 @@ func (p *Pages) Mount(r fiber.Router) {
 		Storage:      limitstore.New(limitMaxKeys),
 	}), p.signIn)
 	r.Post("/logout", p.signOut)
-	r.Get("/app", p.landing(false))
-	r.Get("/me", p.landing(true))
+	r.Post("/lang", p.setLang)
+	r.Get("/app", p.staff(p.worklistPage))
+	r.Get("/app/worklist", p.staff(p.worklistFragment))
+	r.Get("/app/events", p.staff(p.events))
+	r.Get("/app/patients/:id", p.staff(p.patientPage))
+	r.Post("/app/patients/:id/goals", p.staff(p.saveGoal))
+	r.Post("/app/patients/:id/visit", p.staff(p.startVisit))
+	r.Post("/app/tasks/:id/acknowledge", p.staff(p.acknowledge))
+	r.Get("/me", p.patientOnly(p.mePage))
 }
 
-// contentSecurityPolicy allows the pages their own stylesheet and forms
-// posting to vidda, and nothing else: no script at all, no framing.
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; " +
+// contentSecurityPolicy allows the pages their own stylesheet and script,
+// requests to vidda itself (the live worklist) and forms posting to
+// vidda, and nothing else: no inline script, no framing.
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // render writes the named page with status. Pages with a form or a
 // session in them are never cached.
 func (p *Pages) render(c *fiber.Ctx, status int, name string, data any) error {
+	return p.renderTemplate(c, status, name, "layout", data)
+}
+
+// renderTemplate writes one template of a page: the whole page
+// ("layout") or a fragment of it.
+func (p *Pages) renderTemplate(c *fiber.Ctx, status int, page, tmpl string, data any) error {
 	var buf bytes.Buffer
-	if err := p.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
-		return fmt.Errorf("web: render %s: %w", name, err)
+	if err := p.pages[page].ExecuteTemplate(&buf, tmpl, data); err != nil {
+		return fmt.Errorf("web: render %s: %w", page, err)
 	}
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
@@ -139,5 +220,6 @@ func (p *Pages) render(c *fiber.Ctx, status int, name string, data any) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderVary, "Cookie, Accept-Language")
 	return c.Send(buf.Bytes())
 }

@@ -1,0 +1,310 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// What the pages read of stored resources: just the elements they show,
+// decoded from the stored JSON with encoding/json. Writes go through the
+// FHIR registry's parser (validated like any client's).
+
+type coding struct {
+	System  string `json:"system"`
+	Code    string `json:"code"`
+	Display string `json:"display"`
+}
+
+type codeable struct {
+	Coding []coding `json:"coding"`
+	Text   string   `json:"text"`
+}
+
+// code is the first coding's code, or "".
+func (c codeable) code() string {
+	if len(c.Coding) == 0 {
+		return ""
+	}
+	return c.Coding[0].Code
+}
+
+type reference struct {
+	Reference string `json:"reference"`
+}
+
+// id returns the id of a reference "Type/id" to typ, or "".
+func (r *reference) id(typ string) string {
+	if r == nil {
+		return ""
+	}
+	id, ok := strings.CutPrefix(r.Reference, typ+"/")
+	if !ok || strings.Contains(id, "/") {
+		return ""
+	}
+	return id
+}
+
+type quantity struct {
+	Value *float64 `json:"value"`
+}
+
+// reading is one Observation as the pages show it.
+type reading struct {
+	ID   string
+	Code string
+	At   time.Time
+	// V are the values: one, or one per part of the measure (systolic,
+	// diastolic); NaN where the Observation has none.
+	V []float64
+	// Interp is the Observation's interpretation code (N, H, L, HH, LL, A),
+	// "" when it has none.
+	Interp string
+}
+
+type observationJSON struct {
+	ID                string                  `json:"id"`
+	Code              codeable                `json:"code"`
+	EffectiveDateTime string                  `json:"effectiveDateTime"`
+	EffectiveInstant  string                  `json:"effectiveInstant"`
+	EffectivePeriod   *struct{ Start string } `json:"effectivePeriod"`
+	ValueQuantity     *quantity               `json:"valueQuantity"`
+	Interpretation    []codeable              `json:"interpretation"`
+	Component         []struct {
+		Code          codeable  `json:"code"`
+		ValueQuantity *quantity `json:"valueQuantity"`
+	} `json:"component"`
+}
+
+// decodeReading reads an Observation of a known measure; ok is false for
+// one the pages cannot show (unknown code, no time).
+func decodeReading(content []byte, table *measureTable) (reading, *measure, bool) {
+	var o observationJSON
+	if err := json.Unmarshal(content, &o); err != nil {
+		return reading{}, nil, false
+	}
+	r := reading{ID: o.ID, Code: o.Code.code()}
+	m := table.of(r.Code)
+	if m == nil {
+		return reading{}, nil, false
+	}
+	eff := o.EffectiveDateTime
+	if eff == "" {
+		eff = o.EffectiveInstant
+	}
+	if eff == "" && o.EffectivePeriod != nil {
+		eff = o.EffectivePeriod.Start
+	}
+	at, err := parseFHIRTime(eff)
+	if err != nil {
+		return reading{}, nil, false
+	}
+	r.At = at
+	if len(o.Interpretation) > 0 {
+		r.Interp = o.Interpretation[0].code()
+	}
+	if len(m.Parts) == 0 {
+		if o.ValueQuantity == nil || o.ValueQuantity.Value == nil {
+			return reading{}, nil, false
+		}
+		r.V = []float64{*o.ValueQuantity.Value}
+		return r, m, true
+	}
+	r.V = make([]float64, len(m.Parts))
+	found := false
+	for i, p := range m.Parts {
+		r.V[i] = nan()
+		for _, c := range o.Component {
+			if c.Code.code() == p.Code && c.ValueQuantity != nil && c.ValueQuantity.Value != nil {
+				r.V[i] = *c.ValueQuantity.Value
+				found = true
+			}
+		}
+	}
+	return r, m, found
+}
+
+// parseFHIRTime reads a FHIR dateTime or instant; a date alone is its
+// midnight, UTC.
+func parseFHIRTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("not a FHIR dateTime: %q", s)
+}
+
+// patientJSON is what the pages show of a Patient.
+type patientJSON struct {
+	ID   string `json:"id"`
+	Name []struct {
+		Text   string   `json:"text"`
+		Family string   `json:"family"`
+		Given  []string `json:"given"`
+	} `json:"name"`
+	BirthDate string `json:"birthDate"`
+}
+
+// displayName is "Given Family", the name's text, or the id.
+func (p *patientJSON) displayName() string {
+	for _, n := range p.Name {
+		if n.Text != "" {
+			return n.Text
+		}
+		if s := strings.TrimSpace(strings.Join(append(append([]string(nil), n.Given...), n.Family), " ")); s != "" {
+			return s
+		}
+	}
+	return p.ID
+}
+
+// taskJSON is what the pages read of a Task.
+type taskJSON struct {
+	ID           string     `json:"id"`
+	Status       string     `json:"status"`
+	Priority     string     `json:"priority"`
+	Code         codeable   `json:"code"`
+	Description  string     `json:"description"`
+	Focus        *reference `json:"focus"`
+	For          *reference `json:"for"`
+	AuthoredOn   string     `json:"authoredOn"`
+	LastModified string     `json:"lastModified"`
+	Owner        *reference `json:"owner"`
+	Input        []struct {
+		ValueReference *reference `json:"valueReference"`
+	} `json:"input"`
+	Note []struct {
+		Text string `json:"text"`
+		Time string `json:"time"`
+	} `json:"note"`
+	Reason *codeable `json:"reasonCode"`
+}
+
+// Task codes of the clinical review (internal/care).
+const (
+	taskReview = "review-reading"
+	taskMissed = "missed-measurement"
+)
+
+// openTaskStatuses are the Task statuses of work still to do.
+const openTaskStatuses = "requested,received,accepted,ready,in-progress,on-hold"
+
+func taskOpen(status string) bool {
+	switch status {
+	case "requested", "received", "accepted", "ready", "in-progress", "on-hold":
+		return true
+	}
+	return false
+}
+
+// priorityRank orders Task priorities most urgent first (R4
+// request-priority: stat > asap > urgent > routine); none comes last.
+func priorityRank(p string) int {
+	switch p {
+	case "stat":
+		return 0
+	case "asap":
+		return 1
+	case "urgent":
+		return 2
+	case "routine":
+		return 3
+	}
+	return 4
+}
+
+// readingIDs are the Observations a Task is about: its focus, then its
+// inputs (further readings the care engine added), oldest first.
+func (t *taskJSON) readingIDs() []string {
+	var out []string
+	if id := t.Focus.id("Observation"); id != "" {
+		out = append(out, id)
+	}
+	for _, in := range t.Input {
+		if id := in.ValueReference.id("Observation"); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// measureCode is the LOINC code a Task is about, when it says so itself
+// (a missed-measurement Task names the measure in reasonCode or in the
+// code's second coding); "" otherwise.
+func (t *taskJSON) measureCode() string {
+	if t.Reason != nil {
+		for _, c := range t.Reason.Coding {
+			if c.System == loincSystem {
+				return c.Code
+			}
+		}
+	}
+	for _, c := range t.Code.Coding {
+		if c.System == loincSystem {
+			return c.Code
+		}
+	}
+	return ""
+}
+
+// goalJSON is what the pages read of a Goal: the limit per measure.
+type goalJSON struct {
+	ID              string     `json:"id"`
+	LifecycleStatus string     `json:"lifecycleStatus"`
+	Subject         *reference `json:"subject"`
+	Target          []struct {
+		Measure     *codeable `json:"measure"`
+		DetailRange *struct {
+			Low  *quantity `json:"low"`
+			High *quantity `json:"high"`
+		} `json:"detailRange"`
+	} `json:"target"`
+}
+
+// appointmentJSON is what the pages read of an Appointment.
+type appointmentJSON struct {
+	ID          string `json:"id"`
+	Status      string `json:"status"`
+	Start       string `json:"start"`
+	End         string `json:"end"`
+	Description string `json:"description"`
+}
+
+// carePlanJSON is what the pages read of a CarePlan: how often each
+// measure should come.
+type carePlanJSON struct {
+	Activity []struct {
+		Detail *struct {
+			Code            *codeable `json:"code"`
+			Status          string    `json:"status"`
+			ScheduledTiming *struct {
+				Repeat *struct {
+					Frequency  int     `json:"frequency"`
+					Period     float64 `json:"period"`
+					PeriodUnit string  `json:"periodUnit"`
+				} `json:"repeat"`
+			} `json:"scheduledTiming"`
+		} `json:"detail"`
+	} `json:"activity"`
+}
+
+// intervals are the expected time between readings per LOINC code.
+func (c *carePlanJSON) intervals() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, a := range c.Activity {
+		d := a.Detail
+		if d == nil || d.Code == nil || d.ScheduledTiming == nil || d.ScheduledTiming.Repeat == nil {
+			continue
+		}
+		r := d.ScheduledTiming.Repeat
+		unit := map[string]time.Duration{"s": time.Second, "min": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "wk": 7 * 24 * time.Hour, "mo": 30 * 24 * time.Hour}[r.PeriodUnit]
+		freq := max(r.Frequency, 1)
+		if unit == 0 || r.Period <= 0 {
+			continue
+		}
+		out[d.Code.code()] = time.Duration(r.Period * float64(unit) / float64(freq))
+	}
+	return out
+}

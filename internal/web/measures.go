@@ -1,0 +1,145 @@
+package web
+
+// The measures the pages know how to show: the vital signs Vidda's
+// devices send (see devices/codes.go for the mapping from device
+// readings), with how to write and chart them. A measure with parts (blood
+// pressure) keeps its values in Observation.component, one per part, and
+// its limits are set per part: Goals for systolic and diastolic pressure.
+
+// loincSystem is the code system of every Observation.code the pages read.
+const loincSystem = "http://loinc.org"
+
+// measure is one vital sign on the pages.
+type measure struct {
+	// Key names the measure in the catalogs (measure.<Key>, ...).
+	Key string
+	// Code is the LOINC code of Observation.code; Alt are other codes
+	// devices use for the same measure (SpO2 by pulse oximetry or not).
+	Code string
+	Alt  []string
+	// Unit is the UCUM code of the values, as the Goal's quantities carry
+	// it; Shown is how a reader sees it.
+	Unit, Shown string
+	// Decimals is how many digits follow the decimal sign.
+	Decimals int
+	// Parts are the components of a panel (systolic, diastolic); nil for a
+	// measure with one value.
+	Parts []part
+	// Lo and Hi are the smallest range a chart shows, so that a steady
+	// series is not blown up into noise.
+	Lo, Hi float64
+}
+
+// part is one component of a panel.
+type part struct{ Key, Code string }
+
+// measures lists the measures in the order the pages show them.
+func measures() []measure {
+	return []measure{
+		{
+			Key: "bp", Code: "85354-9", Unit: "mm[Hg]", Shown: "mmHg", Lo: 60, Hi: 160,
+			Parts: []part{{"systolic", "8480-6"}, {"diastolic", "8462-4"}},
+		},
+		{Key: "spo2", Code: "59408-5", Alt: []string{"2708-6"}, Unit: "%", Shown: "%", Lo: 85, Hi: 100},
+		{Key: "hr", Code: "8867-4", Unit: "/min", Shown: "/min", Lo: 50, Hi: 110},
+		{Key: "weight", Code: "29463-7", Unit: "kg", Shown: "kg", Decimals: 1, Lo: 60, Hi: 80},
+		{Key: "temp", Code: "8310-5", Unit: "Cel", Shown: "°C", Decimals: 1, Lo: 36, Hi: 38.5},
+		{Key: "resp", Code: "9279-1", Unit: "/min", Shown: "/min", Lo: 10, Hi: 25},
+		{Key: "glucose", Code: "2339-0", Unit: "mg/dL", Shown: "mg/dL", Lo: 70, Hi: 180},
+		{Key: "glucosemol", Code: "15074-8", Unit: "mmol/L", Shown: "mmol/L", Decimals: 1, Lo: 4, Hi: 10},
+	}
+}
+
+// measureTable finds measures by any of their codes.
+type measureTable struct {
+	list   []measure
+	byCode map[string]*measure
+}
+
+func newMeasureTable() *measureTable {
+	t := &measureTable{list: measures(), byCode: map[string]*measure{}}
+	for i := range t.list {
+		m := &t.list[i]
+		t.byCode[m.Code] = m
+		for _, c := range m.Alt {
+			t.byCode[c] = m
+		}
+	}
+	return t
+}
+
+func (t *measureTable) of(code string) *measure { return t.byCode[code] }
+
+// goalCodes are the codes a limit is set for: each part of a panel, or
+// the measure itself.
+func (m *measure) goalCodes() []string {
+	if len(m.Parts) == 0 {
+		return []string{m.Code}
+	}
+	out := make([]string, len(m.Parts))
+	for i, p := range m.Parts {
+		out[i] = p.Code
+	}
+	return out
+}
+
+// goalTarget is one limit the Goal form edits: a measure, or one part of
+// a panel.
+type goalTarget struct {
+	Key, Code string
+	M         *measure
+}
+
+func (t *measureTable) goalTargets() []goalTarget {
+	var out []goalTarget
+	for i := range t.list {
+		m := &t.list[i]
+		if m.Key == "glucosemol" {
+			continue // one glucose limit, in the unit most meters here use
+		}
+		if len(m.Parts) == 0 {
+			out = append(out, goalTarget{Key: m.Key, Code: m.Code, M: m})
+			continue
+		}
+		for _, p := range m.Parts {
+			out = append(out, goalTarget{Key: p.Key, Code: p.Code, M: m})
+		}
+	}
+	return out
+}
+
+// limit is the range a patient's values should stay within; either end
+// may be open.
+type limit struct {
+	Low, High *float64
+}
+
+func (l limit) set() bool { return l.Low != nil || l.High != nil }
+
+// within reports whether v is inside the range, ends included.
+func (l limit) within(v float64) bool {
+	return (l.Low == nil || v >= *l.Low) && (l.High == nil || v <= *l.High)
+}
+
+// limits are a patient's limits by the code they are set for.
+type limits map[string]limit
+
+// of returns the limit of each value of a reading of m, in order.
+func (ls limits) of(m *measure) []limit {
+	codes := m.goalCodes()
+	out := make([]limit, len(codes))
+	for i, c := range codes {
+		out[i] = ls[c]
+	}
+	return out
+}
+
+// withinAll reports whether every value is within its limit.
+func withinAll(vals []float64, lim []limit) bool {
+	for i, v := range vals {
+		if i < len(lim) && !lim[i].within(v) {
+			return false
+		}
+	}
+	return true
+}
