@@ -126,6 +126,9 @@ type Deps struct {
 	// Exports serves FHIR Bulk Data $export (see export.go); nil: not
 	// mounted.
 	Exports Exports
+	// Visits serves video visits under /video (see video.go); nil: not
+	// mounted.
+	Visits Visits
 }
 
 // Server is the HTTP API.
@@ -211,6 +214,9 @@ func (s *Server) routes() {
 	}
 	if s.deps.DeadLetters != nil || s.deps.Users != nil {
 		s.adminRoutes()
+	}
+	if s.deps.Visits != nil {
+		s.videoRoutes()
 	}
 	if s.deps.Pages != nil {
 		s.deps.Pages.Mount(s.app)
