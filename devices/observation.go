@@ -95,6 +95,15 @@ func (r Reading) mainUnit(t *ReadingType) string {
 // idempotency key as identifier. An invalid reading gives a *RejectError
 // (see Validate); ids that are not FHIR ids give a plain error.
 func (r Reading) Observations(deviceID, patientID string) ([]Observation, error) {
+	return r.JudgedObservations(deviceID, patientID, time.Time{}, nil)
+}
+
+// JudgedObservations is Observations with each Observation judged by j
+// (nil: none) before it is written, for a reading received at received:
+// what j says becomes Observation.interpretation (and
+// component.interpretation), and a late reading carries the meta tag
+// SystemReadingFlag|late (see Judge).
+func (r Reading) JudgedObservations(deviceID, patientID string, received time.Time, j Judge) ([]Observation, error) {
 	if !fhir.ValidID(deviceID) || !fhir.ValidID(patientID) {
 		return nil, fmt.Errorf("map reading: device %q and patient %q must be FHIR ids", deviceID, patientID)
 	}
@@ -102,7 +111,7 @@ func (r Reading) Observations(deviceID, patientID string) ([]Observation, error)
 	if err := r.validate(t); err != nil {
 		return nil, err
 	}
-	w := obsWriter{deviceID: deviceID, patientID: patientID, at: r.At}
+	w := obsWriter{deviceID: deviceID, patientID: patientID, at: r.At, received: received, judge: j}
 	mainCodes := t.LOINCFor(r.mainUnit(t))
 	main := Observation{
 		Key: r.key(deviceID, mainCodes[0].Code), Code: mainCodes[0].Code, Type: t.Name,
@@ -115,17 +124,22 @@ func (r Reading) Observations(deviceID, patientID string) ([]Observation, error)
 		}
 	}
 	w.shared = newModelShared(&w)
-	b := w.begin(main.Key, mainCodes, mdc, t.Text)
+	f, single := t.Field(ValueField)
+	v := w.judgeMain(main.Code, t, r.Values, single)
+	b := w.begin(main.Key, mainCodes, mdc, t.Text, v)
 	m := w.shared.model(main.Key, mainCodes, mdc, t.Text)
+	w.metaModel(m, v)
 	var split []*Field
-	if f, ok := t.Field(ValueField); ok {
+	if single {
 		u, _ := f.Unit(r.Values[ValueField].Unit)
 		b = w.quantity(append(b, `,"valueQuantity":`...), r.Values[ValueField].Value, u)
 		w.shared.valueModel(m, r.Values[ValueField].Value, u)
+		b = w.interpretation(b, m, v)
 		b = w.device(b)
 	} else {
+		b = w.interpretation(b, m, v)
 		b = w.device(b)
-		b, split = w.components(b, m, t, r.Values)
+		b, split = w.components(b, m, t, r.Values, v)
 	}
 	b = append(b, '}')
 	main.JSON, main.Model = b, &m.obs
@@ -139,7 +153,7 @@ func (r Reading) Observations(deviceID, patientID string) ([]Observation, error)
 
 // components writes the component array of a panel, in JSON and in m, and
 // returns the fields that split off instead.
-func (w *obsWriter) components(b []byte, m *modelArena, t *ReadingType, values map[string]Quantity) ([]byte, []*Field) {
+func (w *obsWriter) components(b []byte, m *modelArena, t *ReadingType, values map[string]Quantity, v *Verdict) ([]byte, []*Field) {
 	var split []*Field
 	m.obs.Component = make([]fm.ObservationComponent, 0, len(values))
 	b = append(b, `,"component":[`...)
@@ -160,8 +174,13 @@ func (w *obsWriter) components(b []byte, m *modelArena, t *ReadingType, values m
 		n++
 		b = w.codeable(append(b, `{"code":`...), f.LOINC, f.MDC[0], "")
 		u, _ := f.Unit(q.Unit)
-		b = append(w.quantity(append(b, `,"valueQuantity":`...), q.Value, u), '}')
+		b = w.quantity(append(b, `,"valueQuantity":`...), q.Value, u)
 		w.shared.componentModel(m, f, q)
+		if v != nil && n <= len(v.Components) {
+			c := &m.obs.Component[len(m.obs.Component)-1]
+			b = appendInterpretation(b, v.Components[n-1].Flag, &c.Interpretation)
+		}
+		b = append(b, '}')
 	}
 	return append(b, ']'), split
 }
@@ -172,16 +191,19 @@ func (w *obsWriter) split(main Observation, f *Field, q Quantity, mainText strin
 	u, _ := f.Unit(q.Unit)
 	o := main
 	o.Key, o.Code, o.Type = main.Key+"/"+f.Name, f.LOINC[0].Code, f.Split
-	b := w.begin(o.Key, f.LOINC, f.MDC[0], f.LOINC[0].Display)
+	v := w.judgeValue(o.Code, q.Value)
+	b := w.begin(o.Key, f.LOINC, f.MDC[0], f.LOINC[0].Display, v)
+	m := w.shared.model(o.Key, f.LOINC, f.MDC[0], f.LOINC[0].Display)
+	w.metaModel(m, v)
 	b = w.quantity(append(b, `,"valueQuantity":`...), q.Value, u)
+	w.shared.valueModel(m, q.Value, u)
+	b = w.interpretation(b, m, v)
 	b = w.device(b)
 	b = append(b, `,"derivedFrom":[{"type":"Observation","identifier":{"system":"`+SystemReading+`","value":`...)
 	b = appendString(b, main.Key)
 	b = append(b, `},"display":`...)
 	b = appendString(b, mainText)
 	b = append(b, "}]}"...)
-	m := w.shared.model(o.Key, f.LOINC, f.MDC[0], f.LOINC[0].Display)
-	w.shared.valueModel(m, q.Value, u)
 	w.shared.derivedModel(m, main.Key, mainText)
 	o.JSON, o.Model = b, &m.obs
 	return o
@@ -191,14 +213,20 @@ func (w *obsWriter) split(main Observation, f *Field, q Quantity, mainText strin
 // R4's.
 type obsWriter struct {
 	deviceID, patientID string
-	at                  time.Time
+	at, received        time.Time
 	shared              *modelShared // the strings the models point to
+	judge               Judge        // nil: no interpretation
 }
 
-// begin writes everything up to and including effectiveDateTime.
-func (w *obsWriter) begin(key string, loinc []Coding, mdc Coding, text string) []byte {
+// begin writes everything up to and including effectiveDateTime, with the
+// late tag when v says so.
+func (w *obsWriter) begin(key string, loinc []Coding, mdc Coding, text string, v *Verdict) []byte {
 	b := make([]byte, 0, 1024)
-	b = append(b, `{"resourceType":"Observation","identifier":[{"system":"`+SystemReading+`","value":`...)
+	b = append(b, `{"resourceType":"Observation",`...)
+	if v != nil && v.Late {
+		b = append(b, `"meta":{"tag":[{"system":"`+SystemReadingFlag+`","code":"`+flagLate+`","display":"`+flagLateDisplay+`"}]},`...)
+	}
+	b = append(b, `"identifier":[{"system":"`+SystemReading+`","value":`...)
 	b = appendString(b, key)
 	b = append(b, `}],"status":"final","category":[{"coding":[{"system":"`+SystemObservationCategory+
 		`","code":"vital-signs","display":"Vital Signs"}],"text":"Vital Signs"}],"code":`...)

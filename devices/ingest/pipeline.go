@@ -37,6 +37,9 @@ type Config struct {
 	// then come out of order; the embedded broker restores each
 	// connection's PUBACK order itself.
 	Committers int
+	// Judge interprets each reading before it is stored
+	// (Observation.interpretation); nil stores readings without one.
+	Judge devices.Judge
 }
 
 // DefaultConfig returns the settings used unless told otherwise.

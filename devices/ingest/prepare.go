@@ -27,7 +27,7 @@ func (p *Pipeline) prepare(m Message, b Binding, lookupErr error) *job {
 		rejected = []*devices.RejectError{{Reason: devices.ReasonMalformed, Index: devices.WholePayload, Message: "could not be processed: " + err.Error()}}
 	}
 	for _, r := range readings {
-		obs, err := r.Observations(m.DeviceID, patientID)
+		obs, err := r.JudgedObservations(m.DeviceID, patientID, m.Received, p.cfg.Judge)
 		if err != nil {
 			rejected = append(rejected, rejection(err, r))
 			continue
