@@ -209,7 +209,52 @@ func demoClinic() []demoResource {
 		device("demo-oximeter-2", "OXI-3001", "Pulse oximeter", "demo-patient-2"),
 		device("demo-cuff-3", "BPM-1002", "Blood pressure cuff", "demo-patient-3"),
 		device("demo-glucometer-3", "GLU-4001", "Glucose meter", "demo-patient-3"),
+		// Clinical review (internal/care): personal limits over the
+		// clinic's defaults, and what each patient measures how often.
+		demoGoal("demo-goal-p1-sbp", "demo-patient-1", "8480-6", "Systolic blood pressure 100-160 mmHg", "mm[Hg]", 100, 160),
+		demoGoal("demo-goal-p2-spo2", "demo-patient-2", "59408-5", "SpO2 at least 88 % (COPD)", "%", 88, 100),
+		demoPlan("demo-careplan-1", "demo-patient-1", "84114007", "Heart failure", map[string][2]int{"29463-7": {1, 1}, "85354-9": {2, 1}}),
+		demoPlan("demo-careplan-2", "demo-patient-2", "13645005", "Chronic obstructive lung disease", map[string][2]int{"59408-5": {1, 1}}),
 	}
+}
+
+// demoGoal is a patient's own normal range of one measure.
+func demoGoal(id, patientID, loinc, text, unit string, low, high float64) demoResource {
+	qty := func(v float64) map[string]any {
+		return map[string]any{"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+	}
+	return demoResource{"Goal", id, map[string]any{
+		"lifecycleStatus": "active", "description": map[string]any{"text": text},
+		"subject": ref("Patient/" + patientID),
+		"target": []any{map[string]any{
+			"measure":     map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": loinc}}},
+			"detailRange": map[string]any{"low": qty(low), "high": qty(high)},
+		}},
+	}}
+}
+
+// demoPlan is a home-monitoring plan: LOINC code → {times, per days}.
+func demoPlan(id, patientID, snomed, condition string, measures map[string][2]int) demoResource {
+	var activities []any
+	for _, code := range []string{"29463-7", "85354-9", "59408-5"} {
+		m, ok := measures[code]
+		if !ok {
+			continue
+		}
+		activities = append(activities, map[string]any{"detail": map[string]any{
+			"status": "in-progress",
+			"code":   map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": code}}},
+			"scheduledTiming": map[string]any{"repeat": map[string]any{
+				"frequency": m[0], "period": m[1], "periodUnit": "d",
+			}},
+		}})
+	}
+	return demoResource{"CarePlan", id, map[string]any{
+		"status": "active", "intent": "plan", "title": "Home monitoring: " + condition,
+		"subject":  ref("Patient/" + patientID),
+		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": snomed, "display": condition}}}},
+		"activity": activities,
+	}}
 }
 
 // demoReadings is a week of plausible home measurements ending today.

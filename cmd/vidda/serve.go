@@ -84,6 +84,7 @@ type serveConfig struct {
 	audit     auditSettings
 	oidc      oidcSettings
 	export    exportSettings
+	care      careSettings
 }
 
 func serve(ctx context.Context, e *env, args []string) error {
@@ -116,6 +117,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.Int(&cfg.http.MQTTAuthPerMinute, "mqtt-auth-rate-limit", "VIDDA_MQTT_AUTH_RATE_LIMIT", cfg.http.MQTTAuthPerMinute, "external broker password checks per minute (0: no limit)")
 	bindOIDC(cs, &cfg.oidc)
 	bindExport(cs, &cfg.export)
+	bindCare(cs, &cfg.care)
 	if err := cs.Parse(args); err != nil {
 		return err
 	}
@@ -187,6 +189,11 @@ func serve(ctx context.Context, e *env, args []string) error {
 	types := fhir.NewRegistry()
 	params := search.NewRegistry(zone)
 	st := store.New(pool, types, params, cfg.store, log)
+	review, err := cfg.care.build(pool, st, types, log)
+	if err != nil {
+		return err
+	}
+	cfg.ingest.Judge = careJudge{review.Interpreter()}
 	subscriptions, notifier, err := cfg.subs.build(st, types, params, publicBase(cfg.http), log)
 	if err != nil {
 		return err
@@ -280,6 +287,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	// (or its event stays in the outbox) before the pool closes.
 	g.Go(func() error { return notifier.Run(gctx) })
 	g.Go(func() error { return exports.Run(gctx) })
+	g.Go(func() error { return review.Run(gctx) })
 	if runOIDC != nil {
 		g.Go(func() error { return runOIDC(gctx) })
 	}

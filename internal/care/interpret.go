@@ -1,0 +1,221 @@
+package care
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Reading is one Observation to interpret: what it holds, and (filled by
+// Interpret) the judgement.
+type Reading struct {
+	Patient string
+	// Code is the Observation's primary LOINC code.
+	Code string
+	// At is when it was measured, Received when vidda got it (zero: now,
+	// not late).
+	At, Received time.Time
+	// Value is the valueQuantity's value; Components are a panel's
+	// (blood pressure), empty otherwise.
+	Value      float64
+	Components []Component
+
+	// Flag is the interpretation; for a panel the worst component's.
+	Flag Flag
+	// Priority is the review priority Flag asks for (none for N).
+	Priority Priority
+	// Late: received more than Rules.LateAfter after it was measured.
+	Late bool
+	// Trend is the trend rule that flagged the reading A, "" otherwise.
+	Trend string
+}
+
+// Component is one component of a panel.
+type Component struct {
+	Code     string
+	Value    float64
+	Flag     Flag
+	Priority Priority
+}
+
+// Source is what the Interpreter reads of a patient: their Goal versions,
+// the categories of their active CarePlans, and the lowest value of a code
+// measured in [from, to). DB implements it.
+type Source interface {
+	PatientGoals(ctx context.Context, patientID string) ([]GoalRow, error)
+	PatientPlanCategories(ctx context.Context, patientID string) ([]string, error)
+	LowestSince(ctx context.Context, patientID, code string, from, to time.Time) (float64, bool, error)
+}
+
+// InterpreterConfig tunes the Interpreter.
+type InterpreterConfig struct {
+	// CacheTTL is how long a patient's limits are kept without a NOTIFY
+	// saying they changed (a safety net: Goal and CarePlan writes
+	// invalidate at once).
+	CacheTTL time.Duration
+	// LookupTimeout bounds one database lookup on the ingestion path;
+	// past it the reading is judged by the defaults (and a trend is not
+	// evaluated), and a warning is logged.
+	LookupTimeout time.Duration
+}
+
+// DefaultInterpreterConfig returns the settings used unless told
+// otherwise.
+func DefaultInterpreterConfig() InterpreterConfig {
+	return InterpreterConfig{CacheTTL: 5 * time.Minute, LookupTimeout: 2 * time.Second}
+}
+
+// Interpreter judges readings by the limits in force when they were
+// measured: the clinic's Rules, overridden per patient and measure by
+// their Goals. It keeps each patient's Goal versions and CarePlan
+// categories in memory, so the ingestion path queries the database once
+// per patient per CacheTTL (or after a Goal or CarePlan write), plus one
+// indexed query per reading a trend rule applies to. Safe for concurrent
+// use.
+type Interpreter struct {
+	rules *Rules
+	src   Source
+	cfg   InterpreterConfig
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]*profile
+	// epoch counts InvalidateAll calls: a profile loaded across one is
+	// not cached.
+	epoch uint64
+}
+
+// profile is what the Interpreter keeps of one patient.
+type profile struct {
+	goals      []goalVersion
+	categories map[string]bool
+	until      time.Time
+}
+
+// NewInterpreter returns an Interpreter of rules reading patients from src.
+func NewInterpreter(rules *Rules, src Source, cfg InterpreterConfig, log *slog.Logger) *Interpreter {
+	return &Interpreter{rules: rules, src: src, cfg: cfg, log: log, cache: map[string]*profile{}}
+}
+
+// Rules returns the rules the Interpreter judges by.
+func (in *Interpreter) Rules() *Rules { return in.rules }
+
+// Interpret fills r's judgement.
+func (in *Interpreter) Interpret(ctx context.Context, r *Reading) {
+	r.Late = !r.Received.IsZero() && r.Received.Sub(r.At) > in.rules.LateAfter
+	p := in.profile(ctx, r.Patient)
+	if len(r.Components) > 0 {
+		r.Flag, r.Priority = FlagNormal, PriorityNone
+		for i := range r.Components {
+			c := &r.Components[i]
+			c.Flag, c.Priority = in.limits(p, c.Code, r.At).Judge(c.Value)
+			if worse(c.Flag, c.Priority, r.Flag, r.Priority) {
+				r.Flag, r.Priority = c.Flag, c.Priority
+			}
+		}
+		return
+	}
+	r.Flag, r.Priority = in.limits(p, r.Code, r.At).Judge(r.Value)
+	for _, t := range in.rules.trendsFor(r.Code) {
+		if !worse(FlagAbnormal, t.Priority, r.Flag, r.Priority) || !in.trendApplies(t, p) {
+			continue
+		}
+		if in.rose(ctx, t, r) {
+			r.Flag, r.Priority, r.Trend = FlagAbnormal, t.Priority, t.Name
+		}
+	}
+}
+
+// limits returns the limits of code for the patient at time at.
+func (in *Interpreter) limits(p *profile, code string, at time.Time) Limits {
+	m, ok := in.rules.Measure(code)
+	if !ok {
+		return Limits{}
+	}
+	if r, ok := goalRangeAt(p.goals, m.Code, at); ok {
+		return m.Limits.WithRange(r)
+	}
+	return m.Limits
+}
+
+func (in *Interpreter) trendApplies(t *Trend, p *profile) bool {
+	return t.CarePlanCategory == "" || p.categories[t.CarePlanCategory]
+}
+
+// rose evaluates trend t for r: r.Value more than t.RiseAbove over the
+// lowest reading of the code measured within t.Within before r.
+func (in *Interpreter) rose(ctx context.Context, t *Trend, r *Reading) bool {
+	lctx, cancel := context.WithTimeout(ctx, in.cfg.LookupTimeout)
+	defer cancel()
+	low, ok, err := in.src.LowestSince(lctx, r.Patient, r.Code, r.At.Add(-t.Within), r.At)
+	if err != nil {
+		in.log.WarnContext(ctx, "care: trend lookup failed; reading judged without it", "patient", r.Patient, "rule", t.Name, "err", err)
+		return false
+	}
+	return ok && r.Value-low > t.RiseAbove
+}
+
+// profile returns the patient's limits, from the cache or the database.
+// A failed lookup gives an empty profile (the defaults), not cached.
+func (in *Interpreter) profile(ctx context.Context, patient string) *profile {
+	now := time.Now()
+	in.mu.Lock()
+	p, ok := in.cache[patient]
+	epoch := in.epoch
+	in.mu.Unlock()
+	if ok && now.Before(p.until) {
+		return p
+	}
+	lctx, cancel := context.WithTimeout(ctx, in.cfg.LookupTimeout)
+	defer cancel()
+	p, err := in.load(lctx, patient)
+	if err != nil {
+		in.log.WarnContext(ctx, "care: limits lookup failed; reading judged by the defaults", "patient", patient, "err", err)
+		return &profile{}
+	}
+	p.until = now.Add(in.cfg.CacheTTL)
+	in.mu.Lock()
+	if in.epoch == epoch {
+		if len(in.cache) > 100_000 {
+			clear(in.cache)
+		}
+		in.cache[patient] = p
+	}
+	in.mu.Unlock()
+	return p
+}
+
+func (in *Interpreter) load(ctx context.Context, patient string) (*profile, error) {
+	rows, err := in.src.PatientGoals(ctx, patient)
+	if err != nil {
+		return nil, err
+	}
+	cats, err := in.src.PatientPlanCategories(ctx, patient)
+	if err != nil {
+		return nil, err
+	}
+	p := &profile{goals: goalVersions(rows, in.rules), categories: make(map[string]bool, len(cats))}
+	for _, c := range cats {
+		p.categories[c] = true
+	}
+	return p, nil
+}
+
+// Invalidate forgets what is cached of patient (a Goal or CarePlan of
+// theirs was written).
+func (in *Interpreter) Invalidate(patient string) {
+	in.mu.Lock()
+	delete(in.cache, patient)
+	in.epoch++
+	in.mu.Unlock()
+}
+
+// InvalidateAll forgets every patient (the NOTIFY connection was lost, so
+// a change may have gone unheard).
+func (in *Interpreter) InvalidateAll() {
+	in.mu.Lock()
+	clear(in.cache)
+	in.epoch++
+	in.mu.Unlock()
+}
