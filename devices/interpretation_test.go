@@ -84,3 +84,39 @@ func TestJudgedObservationsCarryTheInterpretation(t *testing.T) {
 	}
 	checkModel(t, obs[0])
 }
+
+// BenchmarkJudgedObservations is what interpretation adds to mapping a
+// reading (a Judge that answers at once; internal/care's
+// BenchmarkInterpret is the cost of the real one).
+func BenchmarkJudgedObservations(b *testing.B) {
+	bp := Reading{Type: "blood-pressure", ID: "r1", At: received(), Values: map[string]Quantity{
+		"systolic": {142, "mm[Hg]"}, "diastolic": {91, "mm[Hg]"}, "pulse": {71, "/min"},
+	}}
+	spo2 := Reading{Type: "spo2", ID: "r2", At: received(), Values: map[string]Quantity{"value": {93, "%"}}}
+	for _, c := range []struct {
+		name string
+		r    Reading
+		j    Judge
+	}{
+		{"spo2/plain", spo2, nil}, {"spo2/judged", spo2, nopJudge{}},
+		{"blood-pressure/plain", bp, nil}, {"blood-pressure/judged", bp, nopJudge{}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.r.JudgedObservations("dev-1", "pat-1", received(), c.j); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+type nopJudge struct{}
+
+func (nopJudge) Judge(v *Verdict) {
+	v.Flag = "N"
+	for i := range v.Components {
+		v.Components[i].Flag = "N"
+	}
+}
