@@ -21,7 +21,7 @@ func TestWhatViddaCannotServeIsRefusedWhenASubscriptionIsWritten(t *testing.T) {
 		// want is in the diagnostics of the 422.
 		want string
 	}{
-		{"criteria on a type vidda does not serve yet", subscriptionJSON("Task?status=requested", hook, ""), "Task, which vidda does not serve"},
+		{"criteria on a type vidda does not serve yet", subscriptionJSON("MedicationRequest?status=active", hook, ""), "MedicationRequest, which vidda does not serve"},
 		{"criteria on Subscriptions", subscriptionJSON("Subscription?status=active", hook, ""), "cannot search Subscriptions"},
 		{"criteria that are an absolute URL", subscriptionJSON("https://other/Observation?code=x", hook, ""), "relative search"},
 		{"criteria with an unknown parameter", subscriptionJSON("Observation?colour=red", hook, ""), "colour"},

@@ -68,6 +68,12 @@ func Decide(p *Principal, a Action) (Decision, error) {
 			return Decision{}, err
 		}
 	}
+	if a.ResourceType == subscriptionType && p.Role != RoleAdmin && p.Role != RoleSystem {
+		// A webhook is a standing export of data to another system, which
+		// a nurse's or patient's token must not set up, whatever its
+		// scopes; and channel.header may hold the receiver's secret.
+		return Decision{}, fmt.Errorf("%w: only system clients and admins reach Subscriptions", ErrForbidden)
+	}
 	row := rowFor(p.Role)
 	best := deny
 	for _, sc := range p.Scopes {
@@ -192,6 +198,9 @@ func typeName(t string) string {
 
 // auditType is the resource type of the audit trail.
 const auditType = "AuditEvent"
+
+// subscriptionType is the resource type of webhooks to other systems.
+const subscriptionType = "Subscription"
 
 // decideAudit rules on AuditEvents before the scopes do: vidda writes them
 // itself and nobody changes them through the API, and only admins and

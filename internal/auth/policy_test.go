@@ -228,3 +228,21 @@ func TestAuditEventsAreReadByAdminsAndWrittenByNobody(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscriptionsAreForAdminsAndSystemClientsOnly(t *testing.T) {
+	for _, role := range []Role{RolePatient, RoleNurse, RoleClinician, RoleAdmin, RoleSystem} {
+		p := principal(t, role, "p1", "patient/*.*", "user/*.*", "system/*.*")
+		for _, i := range allInteractions() {
+			allow := role == RoleAdmin || role == RoleSystem
+			t.Run(fmt.Sprintf("%s %s Subscription: %v", withArticle(role), i, allow), func(t *testing.T) {
+				_, err := Decide(p, Action{Interaction: i, ResourceType: "Subscription"})
+				if allow != (err == nil) {
+					t.Fatalf("got %v", err)
+				}
+				if err != nil && !errors.Is(err, ErrForbidden) {
+					t.Fatalf("got %v, want ErrForbidden", err)
+				}
+			})
+		}
+	}
+}

@@ -128,7 +128,7 @@ func TestASubscriptionViddaCannotServeIsAnOperationOutcome(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 	}{
-		{"criteria on Task, not served yet", subscriptionBody("Task?status=requested", "rest-hook", "https://ehr.example/h"), "Task, which vidda does not serve"},
+		{"criteria on MedicationRequest, not served", subscriptionBody("MedicationRequest?status=active", "rest-hook", "https://ehr.example/h"), "MedicationRequest, which vidda does not serve"},
 		{"criteria that do not parse", subscriptionBody("Observation?date=someday", "rest-hook", "https://ehr.example/h"), "criteria"},
 		{"a websocket channel", subscriptionBody("Observation?code=x", "websocket", "https://ehr.example/h"), "rest-hook"},
 		{"an http endpoint", subscriptionBody("Observation?code=x", "rest-hook", "http://ehr.example/h"), "https"},

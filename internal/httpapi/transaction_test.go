@@ -230,7 +230,7 @@ func TestATransactionThatFailsHalfWayLeavesNothingBehind(t *testing.T) {
 		{"an invalid observation", req("POST", "Observation", "", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"colour":"red"}`), 400},
 		{"an observation without its required status", req("POST", "Observation", "", `{"resourceType":"Observation","code":{"text":"x"}}`), 422},
 		{"a conditional create that matches two patients", req("POST", "Patient", "", fmt.Sprintf(patientBody, "DUP"), `"ifNoneExist":"identifier=DUP"`), 412},
-		{"a type the server does not serve", req("GET", "Encounter/e1", "", ""), 404},
+		{"a type the server does not serve", req("GET", "MedicationRequest/m1", "", ""), 404},
 		{"a second change of the same resource", update, 400},
 	}
 	s.create(t, nurse, "Patient", fmt.Sprintf(patientBody, "DUP"))
