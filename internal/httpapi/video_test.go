@@ -149,6 +149,15 @@ type videoServer struct {
 
 func newVideoServer(t *testing.T, tune func(*signaling.Config)) *videoServer {
 	t.Helper()
+	media := &recordingMedia{}
+	s := newVideoServerWith(t, tune, media)
+	s.media = media
+	return s
+}
+
+// newVideoServerWith is newVideoServer over the given media layer.
+func newVideoServerWith(t *testing.T, tune func(*signaling.Config), media signaling.Media) *videoServer {
+	t.Helper()
 	pool := dbtest.PoolFor(t, dbtest.NewDatabase(t))
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -170,7 +179,6 @@ func newVideoServer(t *testing.T, tune func(*signaling.Config)) *videoServer {
 	if tune != nil {
 		tune(&vcfg)
 	}
-	media := &recordingMedia{}
 	visits, err := signaling.NewVisits(signaling.Deps{
 		Store: st, Search: st, Params: params, Types: types, Media: media, ICE: testICE{}, Audit: aw,
 	}, vcfg, log)
@@ -219,7 +227,7 @@ func newVideoServer(t *testing.T, tune func(*signaling.Config)) *videoServer {
 	})
 	return &videoServer{
 		server: &server{base: "http://" + cfg.Addr, keys: keys, st: st, audit: aw},
-		media:  media, types: types, logs: logs, ws: "ws://" + cfg.Addr + "/video/ws",
+		types:  types, logs: logs, ws: "ws://" + cfg.Addr + "/video/ws",
 	}
 }
 
@@ -279,6 +287,7 @@ func (s *videoServer) joinToken(t *testing.T, bearer, appt string) joinAnswer {
 type wsClient struct {
 	t    *testing.T
 	c    *fws.Conn
+	wmu  sync.Mutex // one writer at a time
 	msgs chan signaling.Message
 	code chan int // the close code, once closed
 }
@@ -329,8 +338,10 @@ func (s *videoServer) joinVia(t *testing.T, a joinAnswer, resume bool) (*wsClien
 func (w *wsClient) send(m signaling.Message) {
 	w.t.Helper()
 	m.V = signaling.ProtocolVersion
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	if err := w.c.WriteJSON(m); err != nil {
-		w.t.Fatalf("send: %v", err)
+		w.t.Errorf("send %s: %v", m.Type, err)
 	}
 }
 
