@@ -232,6 +232,14 @@ func TestParseRejectsBodiesThatBreakRules(t *testing.T) {
 			semantic: true, code: IssueRequired, exprs: []string{"Patient.link[0].other", "Patient.link[0].type"},
 		},
 		{
+			name: "a Task input without its value", typ: "Task", body: `{"resourceType":"Task","status":"requested","intent":"order","input":[{"type":{"text":"x"}}]}`,
+			semantic: true, code: IssueRequired, exprs: []string{"Task.input[0].value[x]"}, diag: []string{"is required"},
+		},
+		{
+			name: "a Task input with two values", typ: "Task", body: `{"resourceType":"Task","status":"requested","intent":"order","input":[{"type":{"text":"x"},"valueString":"a","valueBoolean":true}]}`,
+			semantic: true, code: IssueStructure, exprs: []string{"Task.input[0].value[x]"}, diag: []string{"valueString", "valueBoolean"},
+		},
+		{
 			name: "a status outside the value set", typ: "Observation", body: `{"resourceType":"Observation","status":"done","code":{"text":"x"}}`,
 			semantic: true, code: IssueCodeInvalid, exprs: []string{"Observation.status"}, diag: []string{`"done"`},
 		},

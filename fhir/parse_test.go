@@ -83,6 +83,10 @@ func TestParseAcceptsEdgeCasesOfValidInput(t *testing.T) {
 			`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"urn:uuid:9d3b2f0a-1c4e-4a8f-9e57-3c9b0d6f2a11"}}`,
 		},
 		{
+			"a Task input with one value (a required choice)", "Task",
+			`{"resourceType":"Task","status":"requested","intent":"order","input":[{"type":{"text":"reading"},"valueReference":{"reference":"Observation/o1"}}]}`,
+		},
+		{
 			"a reference to a version of a resource", "Observation",
 			`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1/_history/3"}}`,
 		},

@@ -47,6 +47,9 @@ type schema struct {
 	name     string // Go type name, e.g. "ObservationComponent"
 	fields   map[string]*field
 	required []*field
+	// choices are the required choice elements (Task.input.value[x]): the
+	// models mark every type of one as required, R4 wants exactly one.
+	choices  [][]*field
 	resource bool // a registered resource: resourceType, contained allowed
 }
 
@@ -89,7 +92,55 @@ func (b *schemaBuilder) build(t reflect.Type) *schema {
 			s.required = append(s.required, f)
 		}
 	}
+	s.required, s.choices = splitChoices(s.required)
 	return s
+}
+
+// splitChoices takes the required choice elements out of required: the
+// fields whose names are one base and a FHIR type name ("valueString",
+// "valueBoolean", ...), when two or more of them share the base.
+func splitChoices(required []*field) (plain []*field, choices [][]*field) {
+	byBase := map[string][]*field{}
+	var order []string
+	for _, f := range required {
+		base, ok := choiceBase(f.name)
+		if !ok {
+			plain = append(plain, f)
+			continue
+		}
+		if byBase[base] == nil {
+			order = append(order, base)
+		}
+		byBase[base] = append(byBase[base], f)
+	}
+	for _, base := range order {
+		if g := byBase[base]; len(g) > 1 {
+			choices = append(choices, g)
+		} else {
+			plain = append(plain, g...)
+		}
+	}
+	return plain, choices
+}
+
+// choiceBase splits "valueCodeableConcept" into "value" when what follows
+// the lower-case base is the name of a FHIR data type.
+func choiceBase(name string) (string, bool) {
+	i := strings.IndexFunc(name, func(r rune) bool { return r >= 'A' && r <= 'Z' })
+	if i <= 0 {
+		return "", false
+	}
+	switch name[i:] {
+	case "Base64Binary", "Boolean", "Canonical", "Code", "Date", "DateTime", "Decimal", "Id",
+		"Instant", "Integer", "Markdown", "Oid", "PositiveInt", "String", "Time", "UnsignedInt",
+		"Uri", "Url", "Uuid", "Address", "Age", "Annotation", "Attachment", "CodeableConcept",
+		"Coding", "ContactPoint", "Count", "Distance", "Duration", "HumanName", "Identifier",
+		"Money", "Period", "Quantity", "Range", "Ratio", "Reference", "SampledData", "Signature",
+		"Timing", "ContactDetail", "Contributor", "DataRequirement", "Expression",
+		"ParameterDefinition", "RelatedArtifact", "TriggerDefinition", "UsageContext", "Dosage", "Meta":
+		return name[:i], true
+	}
+	return "", false
 }
 
 // isResourceType reports whether t is a resource struct: in the models only

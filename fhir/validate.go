@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 )
 
 // maxIssues caps how many issues one body can produce, so that a hostile
@@ -123,6 +124,25 @@ func (v *validator) object(s *schema, n *jsonNode, contained bool) {
 		}
 		mk := v.push(f.name)
 		v.reject(IssueRequired, "%s is required", v.path)
+		v.pop(mk)
+	}
+	for _, group := range s.choices {
+		var present []string
+		for _, f := range group {
+			if n.member(f.name) != nil || (f.kind.primitive() && n.member("_"+f.name) != nil) {
+				present = append(present, f.name)
+			}
+		}
+		if len(present) == 1 {
+			continue
+		}
+		base, _ := choiceBase(group[0].name)
+		mk := v.push(base + "[x]")
+		if len(present) == 0 {
+			v.reject(IssueRequired, "%s is required", v.path)
+		} else {
+			v.reject(IssueStructure, "%s has more than one type: %s", v.path, strings.Join(present, ", "))
+		}
 		v.pop(mk)
 	}
 }
