@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if args[0] == "export" {
 		return runExport(ctx, args[1:], getenv, stdout)
 	}
+	if args[0] == "sfu" {
+		return runSFU(ctx, args[1:], getenv, stdout)
+	}
 	if args[0] == "soak" {
 		return runSoak(ctx, args[1:], getenv, stdout)
 	}

@@ -50,10 +50,15 @@ type client struct {
 	peer *sfu.Peer
 
 	video, audio *webrtc.TrackLocalStaticSample
+	layers       []*webrtc.TrackLocalStaticRTP
+	simSender    *webrtc.RTPSender
 
 	mu        sync.Mutex
 	events    []signaling.MediaEvent
 	received  map[string]*atomic.Uint64 // "<stream id> <kind>"
+	jumps     map[string]int            // sequence number jumps seen
+	hold      atomic.Bool               // keep the server's offers in held
+	held      []signaling.Description
 	connected chan struct{}
 	offers    atomic.Int32
 	stop      chan struct{}
@@ -64,6 +69,9 @@ type clientOpts struct {
 	config   webrtc.Configuration
 	networks []webrtc.NetworkType
 	noMedia  bool
+	// simulcast publishes a second video track in three rid layers
+	// (q, h, f) that sendSimulcast feeds.
+	simulcast bool
 }
 
 func newClient(t *testing.T, s *sfu.SFU, room, name string, o clientOpts) *client {
@@ -89,7 +97,7 @@ func newClient(t *testing.T, s *sfu.SFU, room, name string, o clientOpts) *clien
 		t.Fatal(err)
 	}
 	c := &client{
-		t: t, name: name, pc: pc, received: map[string]*atomic.Uint64{},
+		t: t, name: name, pc: pc, received: map[string]*atomic.Uint64{}, jumps: map[string]int{},
 		connected: make(chan struct{}), stop: make(chan struct{}),
 	}
 	var once sync.Once
@@ -99,14 +107,27 @@ func newClient(t *testing.T, s *sfu.SFU, room, name string, o clientOpts) *clien
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		n := c.counter(tr.StreamID() + " " + tr.Kind().String())
+		key := tr.StreamID() + " " + tr.ID() // our clients name their tracks "audio", "video" and "screen"
+		n := c.counter(key)
+		var last uint16
 		for {
-			if _, _, err := tr.ReadRTP(); err != nil {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
 				return
 			}
-			n.Add(1)
+			if n.Add(1) > 1 {
+				if jump := p.SequenceNumber - last; jump > 50 && jump < 65000 {
+					c.mu.Lock()
+					c.jumps[key]++
+					c.mu.Unlock()
+				}
+			}
+			last = p.SequenceNumber
 		}
 	})
+	if o.simulcast {
+		c.addSimulcast()
+	}
 	if !o.noMedia {
 		c.video, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
 		if err != nil {
@@ -195,22 +216,13 @@ func (c *client) onEvent(e signaling.MediaEvent) {
 			return
 		}
 		c.offers.Add(1)
-		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: d.SDP}); err != nil {
-			c.fail("%s: apply offer: %v", c.name, err)
+		if c.hold.Load() {
+			c.mu.Lock()
+			c.held = append(c.held, *d)
+			c.mu.Unlock()
 			return
 		}
-		answer, err := c.pc.CreateAnswer(nil)
-		if err != nil {
-			c.fail("%s: answer: %v", c.name, err)
-			return
-		}
-		if err := c.pc.SetLocalDescription(answer); err != nil {
-			c.fail("%s: set answer: %v", c.name, err)
-			return
-		}
-		if err := c.peer.Remote(context.Background(), signaling.Description{Type: "answer", SDP: answer.SDP}); err != nil {
-			c.fail("%s: send answer: %v", c.name, err)
-		}
+		c.answer(d)
 	case signaling.EventCandidate:
 		if e.Candidate.Candidate == "" {
 			return
@@ -219,6 +231,26 @@ func (c *client) onEvent(e signaling.MediaEvent) {
 			Candidate: e.Candidate.Candidate, SDPMid: e.Candidate.SDPMid, SDPMLineIndex: e.Candidate.SDPMLineIndex,
 		})
 	case signaling.EventQuality, signaling.EventAudioOnly, signaling.EventConnection:
+	}
+}
+
+// answer applies a server offer and answers it.
+func (c *client) answer(d *signaling.Description) {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: d.SDP}); err != nil {
+		c.fail("%s: apply offer: %v", c.name, err)
+		return
+	}
+	answer, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		c.fail("%s: answer: %v", c.name, err)
+		return
+	}
+	if err := c.pc.SetLocalDescription(answer); err != nil {
+		c.fail("%s: set answer: %v", c.name, err)
+		return
+	}
+	if err := c.peer.Remote(context.Background(), signaling.Description{Type: "answer", SDP: answer.SDP}); err != nil {
+		c.fail("%s: send answer: %v", c.name, err)
 	}
 }
 

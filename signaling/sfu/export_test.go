@@ -21,3 +21,30 @@ func (p *Peer) VideoForwardedTo() bool {
 	}
 	return false
 }
+
+// ForwardedLayer is the rid of the layer of pub's video p receives now
+// ("" when none, or pub's video has one layer without rid).
+func (p *Peer) ForwardedLayer(pub *Peer) (current, target string) {
+	p.room.mu.Lock()
+	var dt *downTrack
+	for t, d := range p.down {
+		if t.owner == pub && t.video() {
+			dt = d
+		}
+	}
+	p.room.mu.Unlock()
+	if dt == nil {
+		return "", ""
+	}
+	c, tg := dt.layers()
+	if c != nil {
+		current = c.rid
+	}
+	if tg != nil {
+		target = tg.rid
+	}
+	return current, target
+}
+
+// SignalingState is the server side's signaling state.
+func (p *Peer) SignalingState() string { return p.pc.SignalingState().String() }

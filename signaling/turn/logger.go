@@ -22,21 +22,28 @@ func (l pionLogger) emit(level slog.Level, msg string) {
 	l.log.Log(context.Background(), level, msg)
 }
 
+// emitf formats only when the level is on: pion debug-logs on hot paths.
+func (l pionLogger) emitf(level slog.Level, format string, args []any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	}
+}
+
 func (pionLogger) Trace(string)          {}
 func (pionLogger) Tracef(string, ...any) {}
 func (l pionLogger) Debug(m string)      { l.emit(slog.LevelDebug, m) }
 func (l pionLogger) Debugf(f string, a ...any) {
-	l.emit(slog.LevelDebug, fmt.Sprintf(f, a...))
+	l.emitf(slog.LevelDebug, f, a)
 }
 func (l pionLogger) Info(m string) { l.emit(slog.LevelInfo, m) }
 func (l pionLogger) Infof(f string, a ...any) {
-	l.emit(slog.LevelInfo, fmt.Sprintf(f, a...))
+	l.emitf(slog.LevelInfo, f, a)
 }
 func (l pionLogger) Warn(m string) { l.emit(slog.LevelWarn, m) }
 func (l pionLogger) Warnf(f string, a ...any) {
-	l.emit(slog.LevelWarn, fmt.Sprintf(f, a...))
+	l.emitf(slog.LevelWarn, f, a)
 }
 func (l pionLogger) Error(m string) { l.emit(slog.LevelError, m) }
 func (l pionLogger) Errorf(f string, a ...any) {
-	l.emit(slog.LevelError, fmt.Sprintf(f, a...))
+	l.emitf(slog.LevelError, f, a)
 }
