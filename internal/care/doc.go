@@ -44,8 +44,8 @@
 // code urn:vidda:care-task|review-reading, focus the first reading, for
 // the patient, status requested, intent order, authoredOn, reasonCode the
 // measure, and priority from the worst reading (it escalates when a worse
-// one comes). Further readings are recorded as extensions
-// ExtensionReading (see TaskReadings). A closed Task (acknowledged) stays
+// one comes). Further readings are recorded as Task.input (type
+// InputReading, valueReference; see TaskReadings). A closed Task (acknowledged) stays
 // closed; the next flagged reading of the problem opens a new one. Task
 // ids are chosen by the engine and written as FHIR update-as-create, so a
 // retry never makes a second Task. Nurses acknowledge through the FHIR API

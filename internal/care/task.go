@@ -164,14 +164,20 @@ func (d taskDoc) set(name string, v any) error {
 	return nil
 }
 
-// ExtensionReading is the extension a further reading of a Task is
-// recorded in: {"url": ExtensionReading, "valueReference": {"reference":
-// "Observation/<id>"}}, one per reading after the focus, oldest first.
-// Task.input would say it more plainly, but fhir's validator refuses
-// every Task.input today (it takes each value[x] choice of the 1..1
-// element for a required element), and a Task the engine wrote with one
-// could then not be acknowledged through PUT. TaskReadings reads both.
+// ExtensionReading is the extension further readings of a Task were
+// recorded in before Task.input could be validated: {"url":
+// ExtensionReading, "valueReference": {...}}. The engine now writes
+// Task.input (type InputReading, valueReference), and TaskReadings still
+// reads both, so Tasks written either way work.
 const ExtensionReading = "urn:vidda:care-task:reading"
+
+// InputReading is the Task.input type of a further reading.
+const InputReading = "reading"
+
+type taskInput struct {
+	Type           concept    `json:"type"`
+	ValueReference *reference `json:"valueReference"`
+}
 
 type extension struct {
 	URL            string     `json:"url"`
@@ -225,13 +231,16 @@ func (d taskDoc) addReading(p *problem, now time.Time) (bool, error) {
 	if d.refers(p.focus) {
 		return false, nil
 	}
-	var exts []json.RawMessage
-	_ = json.Unmarshal(d["extension"], &exts)
-	ext, err := json.Marshal(extension{URL: ExtensionReading, ValueReference: &reference{Reference: p.focus}})
+	var inputs []json.RawMessage
+	_ = json.Unmarshal(d["input"], &inputs)
+	in, err := json.Marshal(taskInput{
+		Type:           concept{Coding: []coding{{System: SystemTask, Code: InputReading, Display: "Further reading"}}, Text: "Further reading"},
+		ValueReference: &reference{Reference: p.focus},
+	})
 	if err != nil {
 		return false, fmt.Errorf("task reading: %w", err)
 	}
-	if err := d.set("extension", append(exts, ext)); err != nil {
+	if err := d.set("input", append(inputs, in)); err != nil {
 		return false, err
 	}
 	if cur, _ := ParsePriority(d.str("priority")); p.prio > cur {
