@@ -223,7 +223,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	tokens := auth.NewBackend(auth.NewClients(pool), keys, auth.BackendConfig{TokenURL: cfg.http.TokenURL()}, log)
 	exports := cfg.export.exporter(st, types, params, cfg.consumer.ClientID, auditRecorder(auditor), log)
 	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor),
-		pageData{store: st, types: types, params: params, audit: auditRecorder(auditor)}, log)
+		pageData{store: st, types: types, params: params, audit: auditRecorder(auditor), review: review}, log)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/care"
 	"github.com/vidda/vidda/internal/config"
 	"github.com/vidda/vidda/internal/httpapi"
 	"github.com/vidda/vidda/internal/web"
@@ -47,6 +48,9 @@ type pageData struct {
 	types  *fhir.Registry
 	params *search.Registry
 	audit  web.AuditRecorder
+	// review is the care engine: the pages acknowledge Tasks through its
+	// worklist and show its default limits.
+	review *care.Engine
 }
 
 // build makes the users, their sessions and the pages; rec, when not nil,
@@ -63,7 +67,7 @@ func (s *signInSettings) build(pool *pgxpool.Pool, hc httpapi.Config, rec web.Si
 	wc.SecureCookies = hc.TLS() || strings.HasPrefix(strings.ToLower(hc.BaseURL), "https://")
 	pages, err := web.New(web.Deps{
 		Accounts: sessions, Recorder: rec, Store: data.store, Types: data.types, Params: data.params, Audit: data.audit,
-		Listen: pool.Config().ConnConfig,
+		Listen: pool.Config().ConnConfig, Acknowledge: data.review.Worklist(), Rules: data.review.Interpreter().Rules(),
 	}, wc, log)
 	if err != nil {
 		return nil, nil, nil, err

@@ -186,6 +186,14 @@ func tickDecimals(lo, hi float64) int {
 
 // limitText says a limit in words: "Limits 92–100 %", "Above 60 kg".
 func limitText(l *Localizer, m *measure, lim limit) string {
+	s := limitRange(l, m, lim)
+	if lim.Default && lim.set() {
+		s += " " + l.T("limit.default")
+	}
+	return s
+}
+
+func limitRange(l *Localizer, m *measure, lim limit) string {
 	switch {
 	case lim.Low != nil && lim.High != nil:
 		return l.T("limit.range", l.Num(*lim.Low, m.Decimals), l.Num(*lim.High, m.Decimals), m.Shown)

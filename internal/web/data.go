@@ -16,6 +16,7 @@ import (
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/care"
 )
 
 // Resources is what the pages need of the FHIR store; *store.Store is
@@ -111,7 +112,7 @@ func (p *Pages) patientLimits(ctx context.Context, pr *auth.Principal, patientID
 	if err != nil {
 		return nil, err
 	}
-	out := limits{}
+	out := p.defaultLimits()
 	for _, st := range goals {
 		var g goalJSON
 		if err := json.Unmarshal(st.Content, &g); err != nil {
@@ -125,7 +126,7 @@ func (p *Pages) patientLimits(ctx context.Context, pr *auth.Principal, patientID
 				if c.System != loincSystem && c.System != "" {
 					continue
 				}
-				var l limit
+				var l limit // a Goal's ends are in range
 				if t.DetailRange.Low != nil {
 					l.Low = t.DetailRange.Low.Value
 				}
@@ -137,6 +138,34 @@ func (p *Pages) patientLimits(ctx context.Context, pr *auth.Principal, patientID
 		}
 	}
 	return out, nil
+}
+
+// defaultLimits are the clinic's default normal ranges (internal/care's
+// rules) by the codes limits are set for; none without rules.
+func (p *Pages) defaultLimits() limits {
+	out := limits{}
+	if p.deps.Rules == nil {
+		return out
+	}
+	for _, g := range p.measures.goalTargets() {
+		m, ok := p.deps.Rules.Measure(g.Code)
+		if !ok {
+			continue
+		}
+		l := limit{Default: true}
+		if b := m.Limits.Low; b.Set {
+			v := b.Value
+			l.Low, l.LowOut = &v, b.Cmp == care.AtOrBelow
+		}
+		if b := m.Limits.High; b.Set {
+			v := b.Value
+			l.High, l.HighOut = &v, b.Cmp == care.AtOrAbove
+		}
+		if l.set() {
+			out[g.Code] = l
+		}
+	}
+	return out
 }
 
 // auditEvent starts the AuditEvent of a page request by sess: who, from
@@ -175,7 +204,7 @@ func statusOf(err error) int {
 		return fiber.StatusForbidden
 	case errors.Is(err, fhir.ErrNotFound), errors.Is(err, fhir.ErrDeleted):
 		return fiber.StatusNotFound
-	case errors.Is(err, fhir.ErrVersionConflict):
+	case errors.Is(err, fhir.ErrVersionConflict), errors.Is(err, care.ErrTaskClosed):
 		return fiber.StatusConflict
 	case errors.As(err, &ve), errors.Is(err, errBadForm):
 		return fiber.StatusBadRequest

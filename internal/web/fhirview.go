@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/vidda/vidda/internal/care"
 )
 
 // What the pages read of stored resources: just the elements they show,
@@ -175,6 +177,10 @@ type taskJSON struct {
 	Input        []struct {
 		ValueReference *reference `json:"valueReference"`
 	} `json:"input"`
+	Extension []struct {
+		URL            string     `json:"url"`
+		ValueReference *reference `json:"valueReference"`
+	} `json:"extension"`
 	Note []struct {
 		Text string `json:"text"`
 		Time string `json:"time"`
@@ -215,12 +221,18 @@ func priorityRank(p string) int {
 	return 4
 }
 
-// readingIDs are the Observations a Task is about: its focus, then its
-// inputs (further readings the care engine added), oldest first.
+// readingIDs are the Observations a Task is about: its focus, then the
+// further readings the care engine recorded (care.ExtensionReading, or
+// Task.input), oldest first.
 func (t *taskJSON) readingIDs() []string {
 	var out []string
 	if id := t.Focus.id("Observation"); id != "" {
 		out = append(out, id)
+	}
+	for _, e := range t.Extension {
+		if id := e.ValueReference.id("Observation"); e.URL == care.ExtensionReading && id != "" {
+			out = append(out, id)
+		}
 	}
 	for _, in := range t.Input {
 		if id := in.ValueReference.id("Observation"); id != "" {

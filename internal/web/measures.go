@@ -109,16 +109,28 @@ func (t *measureTable) goalTargets() []goalTarget {
 }
 
 // limit is the range a patient's values should stay within; either end
-// may be open.
+// may be open. A Goal's ends are inside the range (FHIR ranges are
+// inclusive); a clinic default may leave its end outside ("at or above
+// 180" flags 180): LowOut and HighOut say so.
 type limit struct {
-	Low, High *float64
+	Low, High       *float64
+	LowOut, HighOut bool
+	// Default is true for the clinic's default, false for the patient's
+	// own Goal.
+	Default bool
 }
 
 func (l limit) set() bool { return l.Low != nil || l.High != nil }
 
-// within reports whether v is inside the range, ends included.
+// within reports whether v is inside the range.
 func (l limit) within(v float64) bool {
-	return (l.Low == nil || v >= *l.Low) && (l.High == nil || v <= *l.High)
+	switch {
+	case l.Low != nil && (v < *l.Low || (l.LowOut && v == *l.Low)):
+		return false
+	case l.High != nil && (v > *l.High || (l.HighOut && v == *l.High)):
+		return false
+	}
+	return true
 }
 
 // limits are a patient's limits by the code they are set for.

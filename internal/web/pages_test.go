@@ -12,6 +12,7 @@ import (
 
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/care"
 )
 
 // rowOrder is the order of the worklist's rows, by Task id.
@@ -264,6 +265,24 @@ func TestThePatientPageChartsTrendsWithTheLimitsBandAndEditsGoals(t *testing.T) 
 	}
 	if _, body = ingrid.get("/app/patients/p1"); strings.Contains(body, `<rect class="band`) {
 		t.Error("a cancelled Goal still draws a band")
+	}
+}
+
+func TestTheClinicsDefaultLimitsShowWhereAPatientHasNoGoal(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	rules, err := care.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.pages.deps.Rules = rules
+	h.clinic()
+	h.reading("o1", "p1", "59408-5", time.Now().Add(-time.Hour), "", 95)
+	ingrid := h.signIn("ingrid", "ingrid's long password")
+	_, body := ingrid.get("/app/patients/p1")
+	for _, s := range []string{`<rect class="band band-0"`, "(clinic default)", `placeholder="92"`} {
+		if !strings.Contains(body, s) {
+			t.Errorf("the patient page lacks %q", s)
+		}
 	}
 }
 

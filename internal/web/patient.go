@@ -63,9 +63,10 @@ type taskView struct {
 	Since                                            time.Time
 }
 
-// goalView is the limit form of one measure (or panel part).
+// goalView is the limit form of one measure (or panel part): the
+// patient's own limits, or the clinic's default as the placeholder.
 type goalView struct {
-	Code, Label, Unit, Low, High string
+	Code, Label, Unit, Low, High, DefLow, DefHigh string
 }
 
 func (p *Pages) patientPage(c *fiber.Ctx, sess *auth.Session) error {
@@ -162,11 +163,15 @@ func (p *Pages) loadPatient(ctx context.Context, pr *auth.Principal, d *patientD
 	}
 	for _, g := range p.measures.goalTargets() {
 		gv := goalView{Code: g.Code, Label: l.T("measure." + g.Key), Unit: g.M.Shown}
+		low, high := &gv.Low, &gv.High
+		if lim := lims[g.Code]; lim.Default {
+			low, high = &gv.DefLow, &gv.DefHigh
+		}
 		if lim := lims[g.Code]; lim.Low != nil {
-			gv.Low = l.Num(*lim.Low, g.M.Decimals)
+			*low = l.Num(*lim.Low, g.M.Decimals)
 		}
 		if lim := lims[g.Code]; lim.High != nil {
-			gv.High = l.Num(*lim.High, g.M.Decimals)
+			*high = l.Num(*lim.High, g.M.Decimals)
 		}
 		d.Goals = append(d.Goals, gv)
 	}

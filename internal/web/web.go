@@ -20,6 +20,7 @@ import (
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/care"
 	"github.com/vidda/vidda/internal/limitstore"
 )
 
@@ -106,8 +107,11 @@ type Deps struct {
 	// Listen is how to open the connection that LISTENs for worklist
 	// changes (one per process); nil: the live stream only keeps alive.
 	Listen *pgx.ConnConfig
-	// Acknowledge, when not nil, closes Tasks (internal/care).
+	// Acknowledge, when not nil, closes Tasks (internal/care's Worklist).
 	Acknowledge Acknowledger
+	// Rules, when not nil, are the clinic's default limits (internal/care),
+	// shown where a patient has no Goal of their own.
+	Rules *care.Rules
 }
 
 // Pages are vidda's server-rendered pages.
