@@ -12,6 +12,7 @@ import (
 	"github.com/vidda/vidda/devices/ingest"
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/care"
 	"github.com/vidda/vidda/internal/config"
 )
 
@@ -29,11 +30,13 @@ func deadletter(ctx context.Context, e *env, args []string) error {
 		return errors.New("deadletter: say list or replay")
 	}
 	var c common
+	var cc careSettings
 	var deviceID string
 	var limit int
 	var id int
 	cs := config.New("deadletter "+args[0], e.getenv)
 	bindCommon(cs, &c)
+	bindCare(cs, &cc)
 	cs.String(&deviceID, "device", "", "", "only this device's dead letters (list)")
 	cs.Int(&limit, "limit", "", 100, "at most this many, newest first (list)")
 	cs.Int(&id, "id", "", 0, "the dead letter to replay (replay)")
@@ -46,7 +49,14 @@ func deadletter(ctx context.Context, e *env, args []string) error {
 	}
 	defer pool.Close()
 	if args[0] == "replay" {
-		return replay(ctx, e, st, int64(id), log)
+		// A replayed reading is judged like any other (interpretation,
+		// late flag), against the same clinic rules as serve.
+		rules, err := cc.rules()
+		if err != nil {
+			return err
+		}
+		judge := careJudge{care.NewInterpreter(rules, care.NewDB(pool), care.DefaultInterpreterConfig(), log)}
+		return replay(ctx, e, st, judge, int64(id), log)
 	}
 	letters, err := st.DeadLetters(ctx, deviceID, limit)
 	if err != nil {
@@ -65,7 +75,7 @@ func deadletter(ctx context.Context, e *env, args []string) error {
 }
 
 // replay resubmits a dead letter through a pipeline of its own.
-func replay(ctx context.Context, e *env, st *store.Store, id int64, log *slog.Logger) error {
+func replay(ctx context.Context, e *env, st *store.Store, judge devices.Judge, id int64, log *slog.Logger) error {
 	if id <= 0 {
 		return errors.New("deadletter replay: --id is required")
 	}
@@ -81,7 +91,9 @@ func replay(ctx context.Context, e *env, st *store.Store, id int64, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	pipe := ingest.New(sink, ingestBindings{st}, fhir.NewRegistry(), ingest.DefaultConfig(), nil, log)
+	cfg := ingest.DefaultConfig()
+	cfg.Judge = judge
+	pipe := ingest.New(sink, ingestBindings{st}, fhir.NewRegistry(), cfg, nil, log)
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- pipe.Run(pctx) }()

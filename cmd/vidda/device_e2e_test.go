@@ -11,6 +11,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/vidda/vidda/internal/db/dbtest"
 )
@@ -125,6 +126,19 @@ func TestADeviceReadingTravelsFromMQTTToFHIR(t *testing.T) {
 	}
 	if _, _, err := runCmd(t, ctx, env, "deadletter", "replay", "--id", fmt.Sprint(inactive.ID-1)); err == nil {
 		t.Fatal("replaying the impossible SpO2 stored it")
+	}
+	// The replayed reading was judged like any other.
+	conn, err := pgx.Connect(ctx, env["VIDDA_DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var content string
+	if err := conn.QueryRow(ctx, `SELECT content FROM observation WHERE content LIKE '%70.4%'`).Scan(&content); err != nil {
+		t.Fatalf("the replayed weight: %v", err)
+	}
+	if !strings.Contains(content, `"interpretation"`) {
+		t.Errorf("the replayed weight has no interpretation: %s", content)
 	}
 }
 
