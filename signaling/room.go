@@ -346,9 +346,7 @@ func (r *room) end(ctx context.Context, reason string) error {
 	}
 	r.ended = true
 	msg := &Message{Type: TypeEnded, Reason: reason}
-	for _, p := range r.people {
-		r.close(p, CloseNormal, "ended", msg)
-	}
+	r.closeAll(CloseNormal, "ended", msg)
 	r.empty.stop()
 	r.empty = nil
 	enc, starting, took := r.encounter, r.starting, r.tookPart()
@@ -369,12 +367,22 @@ func (r *room) shutdown() {
 	defer r.mu.Unlock()
 	r.ended = true
 	msg := &Message{Type: TypeError, Code: "going-away", Error: "the server is restarting; join again"}
-	for _, p := range r.people {
-		r.close(p, CloseGoingAway, "server restarting", msg)
-	}
+	r.closeAll(CloseGoingAway, "server restarting", msg)
 	r.empty.stop()
 	r.empty = nil
 	r.refresh()
+}
+
+// closeAll closes everyone's connection and peer (r.mu held). The sinks
+// are detached first: a peer closing makes the media layer renegotiate
+// with the others, and those offers must not reach clients being closed.
+func (r *room) closeAll(code int, reason string, final *Message) {
+	for _, p := range r.people {
+		p.sink.sess.Store(nil)
+	}
+	for _, p := range r.people {
+		r.close(p, code, reason, final)
+	}
 }
 
 // close ends p's connection, peer and timers (r.mu held).

@@ -176,12 +176,15 @@ func (b *browser) answer(sdp string) {
 	b.ws.send(signaling.Message{Type: signaling.TypeAnswer, Description: &signaling.Description{Type: "answer", SDP: ans.SDP}})
 }
 
-// fail reports a negotiation error unless the browser is closing.
+// fail reports a negotiation error unless the browser is closing or the
+// server closed the connection (the visit ended).
 func (b *browser) fail(format string, args ...any) {
 	select {
 	case <-b.stop:
 	default:
-		b.t.Errorf(format, args...)
+		if b.pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
+			b.t.Errorf(format, args...)
+		}
 	}
 }
 
