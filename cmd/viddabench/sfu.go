@@ -29,6 +29,7 @@ func runSFU(ctx context.Context, args []string, _ func(string) string, stdout io
 	fallback := fs.Bool("fallback", false, "keep the SFU's audio-only fallback on (off by default: a loaded loopback must not turn video off mid-measurement)")
 	serve := fs.Bool("serve", false, "internal: be the SFU process, driven over stdin/stdout")
 	profile := fs.String("cpuprofile", "", "write the SFU process's CPU profile (of the last run) to this file")
+	memProfile := fs.String("memprofile", "", "write the SFU process's heap profile, at the end of the last run, to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -55,7 +56,16 @@ func runSFU(ctx context.Context, args []string, _ func(string) string, stdout io
 			}
 			defer pprof.StopCPUProfile()
 		}
-		return sfubench.Serve(ctx, cfg, os.Stdin, os.Stdout, log)
+		var loaded func()
+		if *memProfile != "" {
+			loaded = func() {
+				if f, err := os.Create(*memProfile); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					_ = f.Close()
+				}
+			}
+		}
+		return sfubench.Serve(ctx, cfg, os.Stdin, os.Stdout, log, loaded)
 	}
 	var sizes []int
 	for f := range strings.SplitSeq(*visits, ",") {
@@ -75,6 +85,9 @@ func runSFU(ctx context.Context, args []string, _ func(string) string, stdout io
 	}
 	if *profile != "" {
 		command = append(command, "--cpuprofile", *profile)
+	}
+	if *memProfile != "" {
+		command = append(command, "--memprofile", *memProfile)
 	}
 
 	fmt.Fprintf(stdout, "SFU forwarding: 1:1 visits of pion peers on loopback, each peer sending ~500 kbit/s VP8-sized video (57 pkt/s x 1,100 B) + Opus (50 pkt/s x 100 B); the SFU in its own process\n")

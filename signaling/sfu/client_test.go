@@ -264,6 +264,18 @@ func (c *client) fail(format string, args ...any) {
 	}
 }
 
+// heard reports whether the client got an event of kind with quality q.
+func (c *client) heard(kind signaling.MediaEventKind, q string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.events {
+		if e.Kind == kind && string(e.Quality) == q {
+			return true
+		}
+	}
+	return false
+}
+
 // audioOnlyEvents are the EventAudioOnly the client has heard.
 func (c *client) audioOnlyEvents() []signaling.MediaEvent {
 	c.mu.Lock()

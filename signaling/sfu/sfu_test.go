@@ -247,6 +247,11 @@ func TestABadLinkFallsBackToAudioOnlyAndRecovers(t *testing.T) {
 	if !a.peer.Stats().AudioOnly || !b.peer.Stats().AudioOnly {
 		t.Fatal("stats do not say audio only")
 	}
+	a.peer.TickForTest()
+	if q := a.peer.Stats().Quality; q != signaling.QualityPoor {
+		t.Fatalf("quality on an audio-only link is %s, want poor", q)
+	}
+	eventually(t, "a hears its quality is poor", func() bool { return a.heard(signaling.EventQuality, string(signaling.QualityPoor)) })
 	audio := b.got(patientID, "audio")
 	eventually(t, "audio keeps flowing", func() bool { return b.got(patientID, "audio") > audio+20 })
 

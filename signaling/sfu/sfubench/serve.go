@@ -45,8 +45,9 @@ type event struct {
 
 // Serve runs an SFU with cfg and obeys the generator's commands from r
 // (connect, remote, candidate, admit, close, stats), writing the peers'
-// events and the answers to w, until r ends or ctx is done.
-func Serve(ctx context.Context, cfg sfu.Config, r io.Reader, w io.Writer, log *slog.Logger) error {
+// events and the answers to w, until r ends or ctx is done. loaded, if
+// not nil, runs when r ends, before the peers close (a heap profile).
+func Serve(ctx context.Context, cfg sfu.Config, r io.Reader, w io.Writer, log *slog.Logger, loaded func()) error {
 	s, err := sfu.New(cfg, log) //nolint:contextcheck // opening sockets does not block
 	if err != nil {
 		return err
@@ -67,6 +68,9 @@ func Serve(ctx context.Context, cfg sfu.Config, r io.Reader, w io.Writer, log *s
 		if err := obey(ctx, s, peers, out, m); err != nil {
 			out.write(message{Op: "error", ID: m.ID, Error: err.Error()})
 		}
+	}
+	if loaded != nil {
+		loaded()
 	}
 	for _, p := range peers {
 		_ = p.Close()
