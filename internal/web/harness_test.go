@@ -30,7 +30,7 @@ import (
 // harness is the pages over a real database: a fresh one per test, the
 // real store, sessions, audit writer and LISTEN hub.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	pool     *pgxpool.Pool
 	st       *store.Store
 	types    *fhir.Registry
@@ -55,28 +55,28 @@ func (c *testClock) now() time.Time {
 	return time.Now().Add(c.off)
 }
 
-func newHarness(t *testing.T, cfg Config) *harness {
-	t.Helper()
-	u := dbtest.NewDatabase(t)
-	h := &harness{t: t, pool: dbtest.PoolFor(t, u), types: fhir.NewRegistry(), params: search.NewRegistry(time.UTC), clock: &testClock{}}
+func newHarness(tb testing.TB, cfg Config) *harness {
+	tb.Helper()
+	u := dbtest.NewDatabase(tb)
+	h := &harness{t: tb, pool: dbtest.PoolFor(tb, u), types: fhir.NewRegistry(), params: search.NewRegistry(time.UTC), clock: &testClock{}}
 	log := slog.New(slog.DiscardHandler)
 	h.st = store.New(h.pool, h.types, h.params, store.DefaultConfig(), log)
 	var err error
 	if h.users, err = auth.NewUsers(h.pool, auth.SessionConfig{}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	h.sessions = auth.NewSessions(h.users, log)
 	ac := audit.DefaultConfig()
 	ac.FlushEvery = 5 * time.Millisecond
 	if h.auditor, err = audit.NewWriter(h.pool, h.params, ac, prometheus.NewRegistry(), log); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	h.pages, err = New(Deps{
 		Accounts: h.sessions, Recorder: h.auditor, Store: h.st, Types: h.types, Params: h.params,
 		Audit: h.auditor, Listen: h.pool.Config().ConnConfig,
 	}, cfg, log)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	h.pages.now = h.clock.now
 	ctx, cancel := context.WithCancel(context.Background())
@@ -84,13 +84,13 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	for _, run := range []func(context.Context) error{h.st.Run, h.auditor.Run, h.pages.Run} {
 		wg.Go(func() {
 			if err := run(ctx); err != nil {
-				t.Errorf("run: %v", err)
+				tb.Errorf("run: %v", err)
 			}
 		})
 	}
 	h.app = fiber.New(fiber.Config{DisableStartupMessage: true})
 	h.pages.Mount(h.app)
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel() // ends the live streams first: Shutdown waits for every connection
 		wg.Wait()
 		_ = h.app.Shutdown()

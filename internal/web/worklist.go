@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/audit"
@@ -23,8 +24,8 @@ import (
 // row names the patient, the problem, the newest reading the Task is
 // about with its interpretation, and how long the Task has waited.
 //
-// Three queries, whatever the length: the open Tasks, their Patients
-// (_id=...), their readings (_id=...).
+// Three queries, whatever the length: the open Tasks, then at once their
+// Patients (_id=...) and their readings (_id=...).
 
 // worklistRow is one open Task as the worklist shows it.
 type worklistRow struct {
@@ -41,6 +42,9 @@ type worklistRow struct {
 	// Since is when the Task was opened.
 	Since time.Time
 	rank  int
+	// The texts of the row, written once here rather than through
+	// template method calls (reflection, per cell, per row).
+	PriorityText, ValueAtISO, ValueAtText, SinceISO, SinceText, SinceAgo string
 }
 
 // worklistData fills templates/worklist.html.
@@ -101,12 +105,21 @@ func (p *Pages) worklist(ctx context.Context, pr *auth.Principal, l *Localizer) 
 		}
 	}
 	patientIDs = uniq(patientIDs)
-	names, err := p.patientNames(ctx, pr, patientIDs)
-	if err != nil {
-		return nil, nil, err
-	}
-	readings, err := p.readingsByID(ctx, pr, uniq(obsIDs))
-	if err != nil {
+	// The names and the readings are two independent queries: at once.
+	var (
+		names    map[string]string
+		readings map[string]*shownReading
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		names, err = p.patientNames(gctx, pr, patientIDs)
+		return err
+	})
+	g.Go(func() (err error) {
+		readings, err = p.readingsByID(gctx, pr, uniq(obsIDs))
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
 	rows := make([]worklistRow, 0, len(decoded))
@@ -129,6 +142,14 @@ func (p *Pages) worklist(ctx context.Context, pr *auth.Principal, l *Localizer) 
 			row.InterpText = interpText(l, r.Interp)
 		}
 		rows = append(rows, row)
+	}
+	for i := range rows {
+		r := &rows[i]
+		r.PriorityText = l.T("priority." + r.Priority)
+		r.SinceISO, r.SinceText, r.SinceAgo = l.ISO(r.Since), l.DateTime(r.Since), l.Ago(r.Since)
+		if !r.ValueAt.IsZero() {
+			r.ValueAtISO, r.ValueAtText = l.ISO(r.ValueAt), l.DateTime(r.ValueAt)
+		}
 	}
 	slices.SortStableFunc(rows, func(a, b worklistRow) int {
 		return cmp.Or(cmp.Compare(a.rank, b.rank), a.Since.Compare(b.Since), cmp.Compare(a.TaskID, b.TaskID))
