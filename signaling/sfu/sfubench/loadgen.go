@@ -287,8 +287,15 @@ func clientAPI() (*webrtc.API, error) {
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("sfubench: codecs: %w", err)
 	}
+	// What a browser does that the SFU depends on: receiver and sender
+	// reports, and transport-cc feedback for the SFU's estimator. No NACK
+	// and no stats interceptor: the generator shares the machine with the
+	// SFU and must stay cheap.
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, fmt.Errorf("sfubench: interceptors: %w", err)
+	}
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
 		return nil, fmt.Errorf("sfubench: interceptors: %w", err)
 	}
 	var se webrtc.SettingEngine
