@@ -178,9 +178,9 @@ type fixture struct {
 	audit *audit.Writer
 }
 
-func newFixture(t *testing.T, tune func(*Config)) *fixture {
-	t.Helper()
-	pool := dbtest.PoolFor(t, dbtest.NewDatabase(t))
+func newFixture(tb testing.TB, tune func(*Config)) *fixture {
+	tb.Helper()
+	pool := dbtest.PoolFor(tb, dbtest.NewDatabase(tb))
 	log := slog.New(slog.DiscardHandler)
 	types := fhir.NewRegistry()
 	params := search.NewRegistry(time.UTC)
@@ -189,7 +189,7 @@ func newFixture(t *testing.T, tune func(*Config)) *fixture {
 	acfg.FlushEvery = 5 * time.Millisecond
 	aw, err := audit.NewWriter(pool, params, acfg, nil, log)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cfg := DefaultConfig()
 	if tune != nil {
@@ -198,7 +198,7 @@ func newFixture(t *testing.T, tune func(*Config)) *fixture {
 	media := &fakeMedia{}
 	v, err := NewVisits(Deps{Store: st, Search: st, Params: params, Types: types, Media: media, ICE: fakeICE{}, Audit: aw}, cfg, log)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	storeDone, visitsDone := make(chan error, 1), make(chan error, 1)
@@ -208,64 +208,64 @@ func newFixture(t *testing.T, tune func(*Config)) *fixture {
 	go func() { auditDone <- aw.Run(auditCtx) }()
 	vctx, stopVisits := context.WithCancel(context.Background())
 	go func() { visitsDone <- v.Run(vctx) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		stopVisits()
 		if err := <-visitsDone; err != nil {
-			t.Errorf("visits: %v", err)
+			tb.Errorf("visits: %v", err)
 		}
 		cancel()
 		if err := <-storeDone; err != nil {
-			t.Errorf("store: %v", err)
+			tb.Errorf("store: %v", err)
 		}
 		stopAudit()
 		if err := <-auditDone; err != nil {
-			t.Errorf("audit: %v", err)
+			tb.Errorf("audit: %v", err)
 		}
 	})
 	return &fixture{v: v, st: st, types: types, media: media, audit: aw}
 }
 
 // put stores a resource with the given id as the server.
-func (f *fixture) put(t *testing.T, typ, id, body string) {
-	t.Helper()
+func (f *fixture) put(tb testing.TB, typ, id, body string) {
+	tb.Helper()
 	res, err := f.types.Parse(typ, []byte(body))
 	if err != nil {
-		t.Fatalf("parse %s: %v", typ, err)
+		tb.Fatalf("parse %s: %v", typ, err)
 	}
 	if _, _, err := f.st.Update(context.Background(), res, id, 0, store.Access{}); err != nil {
-		t.Fatalf("put %s/%s: %v", typ, id, err)
+		tb.Fatalf("put %s/%s: %v", typ, id, err)
 	}
 }
 
 // read returns a stored resource decoded.
-func (f *fixture) read(t *testing.T, typ, id string) map[string]any {
-	t.Helper()
+func (f *fixture) read(tb testing.TB, typ, id string) map[string]any {
+	tb.Helper()
 	st, err := f.st.Read(context.Background(), typ, id, store.Access{})
 	if err != nil {
-		t.Fatalf("read %s/%s: %v", typ, id, err)
+		tb.Fatalf("read %s/%s: %v", typ, id, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(st.Content, &m); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return m
 }
 
 // appointment stores a booked video Appointment of patient with the
 // practitioners, plus the people it names.
-func (f *fixture) appointment(t *testing.T, id, status, patient string, practitioners ...string) {
-	t.Helper()
-	f.put(t, "Patient", patient, `{"resourceType":"Patient","id":"`+patient+`"}`)
+func (f *fixture) appointment(tb testing.TB, id, status, patient string, practitioners ...string) {
+	tb.Helper()
+	f.put(tb, "Patient", patient, `{"resourceType":"Patient","id":"`+patient+`"}`)
 	parts := `{"actor":{"reference":"Patient/` + patient + `"},"status":"accepted"}`
 	for _, p := range practitioners {
 		if len(p) > 5 && p[:5] == "role:" {
 			parts += `,{"actor":{"reference":"PractitionerRole/` + p[5:] + `"},"status":"accepted"}`
 			continue
 		}
-		f.put(t, "Practitioner", p, `{"resourceType":"Practitioner","id":"`+p+`"}`)
+		f.put(tb, "Practitioner", p, `{"resourceType":"Practitioner","id":"`+p+`"}`)
 		parts += `,{"actor":{"reference":"Practitioner/` + p + `"},"status":"accepted"}`
 	}
-	f.put(t, "Appointment", id, `{"resourceType":"Appointment","id":"`+id+`","status":"`+status+`",`+
+	f.put(tb, "Appointment", id, `{"resourceType":"Appointment","id":"`+id+`","status":"`+status+`",`+
 		`"start":"2026-11-23T10:00:00Z","end":"2026-11-23T10:30:00Z","participant":[`+parts+`]}`)
 }
 
@@ -279,20 +279,20 @@ func clinicianActor(practitioner string) Actor {
 
 // client is a test browser on a pipeConn.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	conn *pipeConn
 	done chan struct{}
 }
 
 // connect serves a new connection and returns its client.
-func (f *fixture) connect(t *testing.T) *client {
-	t.Helper()
-	c := &client{t: t, conn: newPipe(), done: make(chan struct{})}
+func (f *fixture) connect(tb testing.TB) *client {
+	tb.Helper()
+	c := &client{t: tb, conn: newPipe(), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		f.v.Serve(context.Background(), c.conn, "192.0.2.9")
 	}()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		_ = c.conn.Close(CloseNormal, "")
 		<-c.done
 	})
@@ -300,9 +300,9 @@ func (f *fixture) connect(t *testing.T) *client {
 }
 
 // join connects and joins with tok, returning the joined message.
-func (f *fixture) join(t *testing.T, tok string, resume bool) (*client, *Message) {
-	t.Helper()
-	c := f.connect(t)
+func (f *fixture) join(tb testing.TB, tok string, resume bool) (*client, *Message) {
+	tb.Helper()
+	c := f.connect(tb)
 	c.send(Message{Type: TypeJoin, Token: tok, Resume: resume})
 	return c, c.expect(TypeJoined)
 }

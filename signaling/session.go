@@ -59,6 +59,7 @@ type session struct {
 	code             int
 	reason           string
 	lastSeen         atomic.Int64 // unix nanoseconds
+	busy             atomic.Bool  // the reader is handling a message
 	joined           atomic.Bool
 	limiter          *rate.Limiter
 	strikes          int
@@ -122,9 +123,14 @@ func (s *session) read(ctx context.Context) {
 			s.send(errorMessage(err))
 			continue
 		}
+		s.busy.Store(true)
 		if err := s.handle(ctx, m); err != nil {
 			s.send(errorMessage(err))
 		}
+		// The server's own time (a join reads the database) is not the
+		// client's silence.
+		s.lastSeen.Store(time.Now().UnixNano())
+		s.busy.Store(false)
 	}
 }
 
@@ -314,7 +320,7 @@ func (s *session) writer(ctx context.Context) {
 				return
 			}
 		case <-ping.C:
-			if time.Since(time.Unix(0, s.lastSeen.Load())) > 3*cfg.PingInterval {
+			if !s.busy.Load() && time.Since(time.Unix(0, s.lastSeen.Load())) > 3*cfg.PingInterval {
 				s.finish(CloseTimeout, "silent too long", &Message{Type: TypeError, Code: "timeout", Error: "no message for three ping intervals"})
 				continue
 			}

@@ -443,11 +443,11 @@ func TestAnOpenEncounterIsContinuedAfterARestart(t *testing.T) {
 	}
 }
 
-func mustIssue(t *testing.T, f *fixture, who Actor, appt string) string {
-	t.Helper()
+func mustIssue(tb testing.TB, f *fixture, who Actor, appt string) string {
+	tb.Helper()
 	g, err := f.v.Issue(context.Background(), who, appt)
 	if err != nil {
-		t.Fatalf("issue: %v", err)
+		tb.Fatalf("issue: %v", err)
 	}
 	return g.Token
 }
