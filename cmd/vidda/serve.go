@@ -99,7 +99,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.Int(&cfg.store.MaxBatch, "create-batch", "VIDDA_CREATE_BATCH", cfg.store.MaxBatch, "most creates that share one commit")
 	cs.Int(&cfg.store.Writers, "create-writers", "VIDDA_CREATE_WRITERS", cfg.store.Writers, "group commits in flight at once")
 	cs.Bool(&cfg.noMigrate, "no-migrate", "VIDDA_NO_MIGRATE", false, "do not apply migrations on start")
-	cs.String(&cfg.zone, "time-zone", "VIDDA_TIME_ZONE", "UTC", "zone for dates searched without one (IANA name)")
+	cs.String(&cfg.zone, "time-zone", "VIDDA_TIME_ZONE", defaultTimeZone, "the clinic's time zone (IANA name): pages show times in it, and searched dates without a zone are read in it")
 	cs.String(&cfg.mqtt.Listen, "mqtt-listen", "VIDDA_MQTT_LISTEN", broker.DefaultListen, "embedded MQTT broker listen address")
 	cs.String(&cfg.mqtt.TLSCertFile, "mqtt-tls-cert", "VIDDA_MQTT_TLS_CERT", "", "PEM certificate: the embedded broker speaks TLS")
 	cs.String(&cfg.mqtt.TLSKeyFile, "mqtt-tls-key", "VIDDA_MQTT_TLS_KEY", "", "PEM key for --mqtt-tls-cert")
@@ -133,6 +133,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err := cfg.store.Validate(); err != nil {
 		return err
 	}
+	cfg.signIn.web.TimeZone = cfg.zone
 	if err := cfg.signIn.validate(); err != nil {
 		return err
 	}

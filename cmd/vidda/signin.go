@@ -23,6 +23,10 @@ type signInSettings struct {
 	web      web.Config
 }
 
+// defaultTimeZone is the clinic's zone unless VIDDA_TIME_ZONE says
+// otherwise.
+const defaultTimeZone = web.DefaultTimeZone
+
 func bindSignIn(cs *config.Set, s *signInSettings) {
 	s.web = web.DefaultConfig()
 	cs.Duration(&s.sessions.IdleTimeout, "session-idle-timeout", "VIDDA_SESSION_IDLE_TIMEOUT", auth.DefaultIdleTimeout, "end a browser session unused this long")
@@ -31,7 +35,6 @@ func bindSignIn(cs *config.Set, s *signInSettings) {
 	cs.Duration(&s.sessions.LockoutBase, "login-lockout", "VIDDA_LOGIN_LOCKOUT", auth.DefaultLockoutBase, "first lockout; each further failure doubles it")
 	cs.Duration(&s.sessions.LockoutMax, "login-lockout-max", "VIDDA_LOGIN_LOCKOUT_MAX", auth.DefaultLockoutMax, "longest lockout")
 	cs.Int(&s.web.LoginPerMinute, "login-rate-limit", "VIDDA_LOGIN_RATE_LIMIT", s.web.LoginPerMinute, "sign-in attempts per minute and client address")
-	cs.String(&s.web.TimeZone, "timezone", "VIDDA_TIMEZONE", s.web.TimeZone, "time zone the pages show dates and times in (IANA name)")
 }
 
 func (s *signInSettings) validate() error {

@@ -63,7 +63,7 @@ type Config struct {
 	// address per minute (VIDDA_LOGIN_RATE_LIMIT).
 	LoginPerMinute int
 	// TimeZone is the IANA zone dates and times are shown in
-	// (VIDDA_TIMEZONE): the clinic's.
+	// (VIDDA_TIME_ZONE): the clinic's.
 	TimeZone string
 	// KeepAlive is how often the live worklist stream sends a comment so
 	// that proxies keep it open, and rechecks the session.
@@ -72,9 +72,12 @@ type Config struct {
 	RequestTimeout time.Duration
 }
 
+// DefaultTimeZone is the clinic's zone unless configured (VIDDA_TIME_ZONE).
+const DefaultTimeZone = "Europe/Oslo"
+
 // DefaultConfig returns the settings used unless told otherwise.
 func DefaultConfig() Config {
-	return Config{LoginPerMinute: 10, TimeZone: "Europe/Oslo", KeepAlive: 15 * time.Second, RequestTimeout: 30 * time.Second}
+	return Config{LoginPerMinute: 10, TimeZone: DefaultTimeZone, KeepAlive: 15 * time.Second, RequestTimeout: 30 * time.Second}
 }
 
 // Validate reports settings that cannot work.
@@ -83,7 +86,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("VIDDA_LOGIN_RATE_LIMIT: %d sign-ins a minute lets nobody in", c.LoginPerMinute)
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" {
-		return fmt.Errorf("VIDDA_TIMEZONE: %q is not an IANA time zone", c.TimeZone)
+		return fmt.Errorf("VIDDA_TIME_ZONE: %q is not an IANA time zone", c.TimeZone)
 	}
 	if c.KeepAlive < time.Second || c.RequestTimeout <= 0 {
 		return errors.New("web: KeepAlive must be at least 1s and RequestTimeout positive")
@@ -143,7 +146,7 @@ func New(deps Deps, cfg Config, log *slog.Logger) (*Pages, error) {
 	}
 	zone, err := time.LoadLocation(cfg.TimeZone)
 	if err != nil {
-		return nil, fmt.Errorf("VIDDA_TIMEZONE: %w", err)
+		return nil, fmt.Errorf("VIDDA_TIME_ZONE: %w", err)
 	}
 	cats, err := loadCatalogs()
 	if err != nil {
