@@ -223,6 +223,32 @@ func matrixRows() []matrixRow {
 			return matrixRequest{method: http.MethodTrace, path: "/fhir/Observation"}
 		}, "anon=401 patient=404 nurse=404 clinician=404 admin=404 system=404"},
 		{"CONNECT /fhir/*", nil, ""}, // Go's HTTP client cannot send CONNECT to a path; the route is the same catch-all as above
+
+		// Video visits: only the appointment's participants get a join
+		// token; only its practitioners see the waiting room and admit,
+		// remove, end. "own" is demo-patient-1's visit with the demo
+		// clinician, "other" the outsider's with nobody from the clinic.
+		// Nobody joined, so admit and remove find no one (404) and end
+		// finds no visit (409).
+		{"GET /video/ws", get("/video/ws"), "anon=426 patient=426 nurse=426 clinician=426 admin=426 system=426"},
+		{"POST /video/visits/:appointmentId/join", visitPost("join", ""), "anon=401 patient=200/403 nurse=403 clinician=200/403 admin=403 system=403"},
+		{"GET /video/visits/:appointmentId", func(_ *matrixFixture, target string) matrixRequest {
+			return matrixRequest{method: http.MethodGet, path: "/video/visits/matrix-visit-" + target}
+		}, "anon=401 patient=403 nurse=403 clinician=200/403 admin=403 system=403"},
+		{"POST /video/visits/:appointmentId/admit", visitPost("admit", `{"participant":"Patient/demo-patient-1"}`), "anon=401 patient=403 nurse=403 clinician=404/403 admin=403 system=403"},
+		{"POST /video/visits/:appointmentId/remove", visitPost("remove", `{"participant":"Patient/demo-patient-1"}`), "anon=401 patient=403 nurse=403 clinician=404/403 admin=403 system=403"},
+		{"POST /video/visits/:appointmentId/end", visitPost("end", ""), "anon=401 patient=403 nurse=403 clinician=409/403 admin=403 system=403"},
+	}
+}
+
+// visitPost is a POST to /video/visits/matrix-visit-{target}/{action}.
+func visitPost(action, body string) func(*matrixFixture, string) matrixRequest {
+	return func(_ *matrixFixture, target string) matrixRequest {
+		r := matrixRequest{method: http.MethodPost, path: "/video/visits/matrix-visit-" + target + "/" + action, body: body}
+		if body != "" {
+			r.header = map[string]string{"Content-Type": "application/json"}
+		}
+		return r
 	}
 }
 
@@ -311,6 +337,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 		return m.ID
 	}
 	f.obs = map[string]string{"own": f.fresh("own"), "other": f.fresh("other")}
+	for target, people := range map[string][2]string{"own": {"demo-patient-1", "demo-clinician"}, "other": {"outsider", "outsider-doctor"}} {
+		f.send(t, admin, matrixRequest{
+			method: http.MethodPut, path: "/fhir/Appointment/matrix-visit-" + target,
+			body: `{"resourceType":"Appointment","id":"matrix-visit-` + target + `","status":"booked","participant":[` +
+				`{"actor":{"reference":"Patient/` + people[0] + `"},"status":"accepted"},` +
+				`{"actor":{"reference":"Practitioner/` + people[1] + `"},"status":"accepted"}]}`,
+			header: map[string]string{"Content-Type": "application/fhir+json"},
+		}, 201)
+	}
 
 	rows := matrixRows()
 	covered := map[string]bool{}

@@ -23,10 +23,30 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	// Every vidda a test starts, in this process or as a child, takes
+	// free ports for TURN and media unless the test says otherwise, so
+	// that tests (and a developer's make run) can run side by side.
+	for k, v := range videoTestPorts() {
+		if os.Getenv(k) == "" {
+			_ = os.Setenv(k, v)
+		}
+	}
 	dbtest.Main(m)
 }
 
-func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+// videoTestPorts are the video listeners of a vidda under test: port 0.
+func videoTestPorts() map[string]string {
+	return map[string]string{"VIDDA_TURN_LISTEN": "127.0.0.1:0", "VIDDA_MEDIA_UDP": "127.0.0.1:0", "VIDDA_MEDIA_TCP": "127.0.0.1:0"}
+}
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := m[k]; ok {
+			return v
+		}
+		return videoTestPorts()[k]
+	}
+}
 
 func runCmd(t *testing.T, ctx context.Context, env map[string]string, args ...string) (string, string, error) {
 	t.Helper()

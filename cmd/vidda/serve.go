@@ -80,6 +80,7 @@ type serveConfig struct {
 	consumer  ingest.ConsumerConfig
 	ingest    ingest.Config
 	signIn    signInSettings
+	video     videoSettings
 	subs      subscriptionSettings
 	audit     auditSettings
 	oidc      oidcSettings
@@ -110,6 +111,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	cs.Int(&cfg.ingest.Committers, "ingest-committers", "VIDDA_INGEST_COMMITTERS", cfg.ingest.Committers, "ingest batches committing at once")
 	cs.String(&cfg.pprofAddr, "pprof-addr", "VIDDA_PPROF_ADDR", "", "serve Go's profiler here (off when empty; keep it on loopback)")
 	bindSignIn(cs, &cfg.signIn)
+	bindVideo(cs, &cfg.video)
 	bindSubscriptions(cs, &cfg.subs)
 	bindAudit(cs, &cfg.audit)
 	cs.String(&cfg.http.TLSCertFile, "tls-cert", "VIDDA_TLS_CERT", "", "PEM certificate chain: serve HTTPS (with --tls-key)")
@@ -228,6 +230,24 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.video.turn.TLSListen != "" {
+		cfg.video.turn.CertFile, cfg.video.turn.KeyFile = cfg.http.TLSCertFile, cfg.http.TLSKeyFile
+	}
+	vid, err := cfg.video.build(st, types, params, auditor, log)
+	if err != nil {
+		return err
+	}
+	var visits httpapi.Visits
+	videoLine := "off"
+	if vid != nil {
+		visits, videoLine = vid.visits, vid.String()
+		// Until the errgroup runs it, a failed start must free the ports.
+		defer func() {
+			if vid != nil {
+				_ = vid.run(canceled())
+			}
+		}()
+	}
 	srv, err := httpapi.New(httpapi.Deps{
 		Store: st, Types: types, Params: params, Verifier: verifier, Ready: ready, Metrics: metrics,
 		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
@@ -235,6 +255,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		Exports:  exports,
 		Sessions: sessions, Users: users, Pages: pages,
 		Subscriptions: subscriptions,
+		Visits:        visits,
 	}, cfg.http, log)
 	if err != nil {
 		return err
@@ -252,8 +273,12 @@ func serve(ctx context.Context, e *env, args []string) error {
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
 	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
 	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
+	// Video visits count as a source: ending a visit writes its Encounter.
 	var sources sync.WaitGroup
 	sources.Add(2)
+	if vid != nil {
+		sources.Add(1)
+	}
 	go func() {
 		sources.Wait()
 		stopPipe()
@@ -276,7 +301,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		case <-devicesIn.Ready():
 			base := cfg.http.Scheme() + "://" + ln.Addr().String()
 			log.InfoContext(ctx, "vidda ready", "http", base, "fhir", base+"/fhir",
-				"mqtt", devicesIn.Addr(), "startup", time.Since(started))
+				"mqtt", devicesIn.Addr(), "video", videoLine, "startup", time.Since(started))
 		case <-gctx.Done():
 		}
 		return nil
@@ -289,6 +314,16 @@ func serve(ctx context.Context, e *env, args []string) error {
 	g.Go(func() error { return notifier.Run(gctx) })
 	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return review.Run(gctx) })
+	if vid != nil {
+		// Visits close their connections and media peers when the servers
+		// stop; an Encounter in progress stays so, for the next instance.
+		running := vid
+		vid = nil
+		g.Go(func() error {
+			defer sources.Done()
+			return running.run(gctx)
+		})
+	}
 	if runOIDC != nil {
 		g.Go(func() error { return runOIDC(gctx) })
 	}

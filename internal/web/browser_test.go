@@ -101,7 +101,7 @@ func startVidda(t *testing.T) *viddaServer {
 	s := &viddaServer{bin: bin, base: "http://" + httpAddr, mqtt: mqttAddr, log: &bytes.Buffer{}}
 	s.env = append(os.Environ(),
 		"VIDDA_DATABASE_URL="+dbtest.NewDatabase(t), "VIDDA_HTTP_ADDR="+httpAddr, "VIDDA_MQTT_LISTEN="+mqttAddr,
-		"VIDDA_TURN_LISTEN="+freePort(t), "VIDDA_EXPORT_DIR="+t.TempDir(), "VIDDA_LOG_FORMAT=text",
+		"VIDDA_TURN_LISTEN=127.0.0.1:0", "VIDDA_MEDIA_UDP=127.0.0.1:0", "VIDDA_MEDIA_TCP=127.0.0.1:0", "VIDDA_EXPORT_DIR="+t.TempDir(), "VIDDA_LOG_FORMAT=text",
 	)
 	s.run(t, "seed")
 	cmd := exec.Command(bin, "serve")
