@@ -96,13 +96,13 @@ func newWebServer(t *testing.T, cfg web.Config) *webServer {
 	}
 	sessions := auth.NewSessions(users, log)
 	rec := &recorder{}
-	pages, err := web.New(web.Deps{Accounts: sessions, Recorder: rec}, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	types := fhir.NewRegistry()
 	params := search.NewRegistry(time.UTC)
 	st := store.New(pool, types, params, store.DefaultConfig(), log)
+	pages, err := web.New(web.Deps{Accounts: sessions, Recorder: rec, Store: st, Types: types, Params: params}, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
