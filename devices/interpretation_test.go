@@ -98,8 +98,10 @@ func BenchmarkJudgedObservations(b *testing.B) {
 		r    Reading
 		j    Judge
 	}{
-		{"spo2/plain", spo2, nil}, {"spo2/judged", spo2, nopJudge{}},
-		{"blood-pressure/plain", bp, nil}, {"blood-pressure/judged", bp, nopJudge{}},
+		{"spo2/plain", spo2, nil},
+		{"spo2/judged", spo2, nopJudge{}},
+		{"blood-pressure/plain", bp, nil},
+		{"blood-pressure/judged", bp, nopJudge{}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

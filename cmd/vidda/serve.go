@@ -233,7 +233,8 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if cfg.video.turn.TLSListen != "" {
 		cfg.video.turn.CertFile, cfg.video.turn.KeyFile = cfg.http.TLSCertFile, cfg.http.TLSKeyFile
 	}
-	vid, err := cfg.video.build(st, types, params, auditor, log)
+	// The TURN and media sockets live as long as the process, not ctx.
+	vid, err := cfg.video.build(st, types, params, auditor, log) //nolint:contextcheck // see above
 	if err != nil {
 		return err
 	}
@@ -242,13 +243,14 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if vid != nil {
 		visits, videoLine = vid.visits, vid.String()
 		// Until the errgroup runs it, a failed start must free the ports.
-		defer func() {
+		defer func() { //nolint:contextcheck // closing after a failed start: ctx is not the point
 			if vid != nil {
 				_ = vid.run(canceled())
 			}
 		}()
 	}
-	srv, err := httpapi.New(httpapi.Deps{
+	// A visit's websocket outlives its request; the visits' Run ends it.
+	srv, err := httpapi.New(httpapi.Deps{ //nolint:contextcheck // see above
 		Store: st, Types: types, Params: params, Verifier: verifier, Ready: ready, Metrics: metrics,
 		Devices: deviceAuth, BrokerAccount: brokerAccount(cfg.consumer.URL), DeadLetters: st, Audit: auditRecorder(auditor),
 		Tokens:   tokens,
