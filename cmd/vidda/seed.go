@@ -69,7 +69,9 @@ func seed(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(&out, "\nVidda demo clinic loaded (%d resources): 3 patients, a nurse, a clinician, 5 devices, a week of readings.\n\n", n)
 	fmt.Fprintf(&out, "  FHIR base      %s/fhir   (CapabilityStatement: %s/fhir/metadata)\n", base, base)
 	fmt.Fprintf(&out, "  Health         %s/healthz  %s/readyz\n", base, base)
-	fmt.Fprintf(&out, "  MQTT           %s (embedded broker; a device: vidda device add --patient demo-patient-1 --serial S)\n\n", mqttAddr)
+	fmt.Fprintf(&out, "  MQTT           %s (embedded broker; a device: vidda device add --patient demo-patient-1 --serial S)\n", mqttAddr)
+	fmt.Fprintf(&out, "  Dashboard      %s/app   (nurse and clinician: worklist, patients, start a video visit)\n", base)
+	fmt.Fprintf(&out, "  Patient view   %s/me    (patient: own readings, upcoming video visits)\n\n", base)
 	fmt.Fprintf(&out, "Demo tokens (valid %s; new ones: vidda token --role nurse):\n", tokenTTL)
 	for _, l := range logins {
 		l.req.TTL = tokenTTL
