@@ -95,6 +95,9 @@ func matrixRows() []matrixRow {
 		// Pages: a bearer token is no sign-in; they send people to /login.
 		{"GET /app", get("/app"), "anon=303 patient=303 nurse=303 clinician=303 admin=303 system=303"},
 		{"GET /me", get("/me"), "anon=303 patient=303 nurse=303 clinician=303 admin=303 system=303"},
+		{"GET /visit/:appointmentId", func(_ *matrixFixture, target string) matrixRequest {
+			return matrixRequest{method: http.MethodGet, path: "/visit/matrix-visit-" + target}
+		}, "anon=303 patient=303 nurse=303 clinician=303 admin=303 system=303"},
 		{"POST /logout", func(*matrixFixture, string) matrixRequest {
 			return matrixRequest{method: http.MethodPost, path: "/logout", header: form}
 		}, "anon=303 patient=303 nurse=303 clinician=303 admin=303 system=303"},

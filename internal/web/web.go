@@ -133,7 +133,7 @@ type Pages struct {
 
 // pageNames are the templates, each a "content" for layout.html.
 func pageNames() []string {
-	return []string{"login", "worklist", "patient", "me", "error"}
+	return []string{"login", "worklist", "patient", "me", "visit", "error"}
 }
 
 // New parses the templates and catalogs and returns the pages.
@@ -200,6 +200,7 @@ func (p *Pages) Mount(r fiber.Router) {
 	r.Post("/app/patients/:id/visit", p.staff(p.startVisit))
 	r.Post("/app/tasks/:id/acknowledge", p.staff(p.acknowledge))
 	r.Get("/me", p.patientOnly(p.mePage))
+	r.Get("/visit/:appointmentId", p.signedIn(p.visitPage))
 }
 
 // contentSecurityPolicy allows the pages their own stylesheet and script,
