@@ -318,11 +318,13 @@ const (
 	visitPatientRef = "Patient/" + visitPatient
 )
 
-func newVisitPair(t *testing.T, s *viddaServer, patient *visitBrowser) *visitPair {
+// newVisitPair starts the clinician's browser with extra flags (and the
+// patient's, unless given), and signs both in.
+func newVisitPair(t *testing.T, s *viddaServer, patient *visitBrowser, extra ...chromedp.ExecAllocatorOption) *visitPair {
 	t.Helper()
 	path := chromium(t)
 	p := &visitPair{s: s, patient: patient}
-	p.clinician = newVisitBrowser(t, "clinician", visitBrowserOpts(path, t.TempDir()))
+	p.clinician = newVisitBrowser(t, "clinician", append(visitBrowserOpts(path, t.TempDir()), extra...))
 	if p.patient == nil {
 		p.patient = newVisitBrowser(t, "patient", visitBrowserOpts(path, t.TempDir()))
 	}
