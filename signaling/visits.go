@@ -52,6 +52,9 @@ type Deps struct {
 	// Audit records joins, admissions, leaves, removals and ends; nil:
 	// no audit trail.
 	Audit AuditRecorder
+	// Pinning pins each visit to one instance (owner.go); nil: this
+	// instance serves every visit it is asked for.
+	Pinning Pinning
 }
 
 // Actor is who asks, at the HTTP edge.
@@ -71,6 +74,10 @@ type Grant struct {
 	Participant string
 	Kind        string
 	ICEServers  []ICEServer
+	// BaseURL is the public base URL of the instance that serves the
+	// visit when it is another one (its websocket is there); empty: this
+	// instance.
+	BaseURL string
 }
 
 // Visits runs the video visits of one instance: a room per Appointment,
@@ -83,6 +90,7 @@ type Visits struct {
 	media  Media
 	ice    ICEServers
 	audit  AuditRecorder
+	pin    Pinning
 	cfg    Config
 	log    *slog.Logger
 	tokens *tokens
@@ -113,7 +121,7 @@ func NewVisits(d Deps, cfg Config, log *slog.Logger) (*Visits, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Visits{
-		store: d.Store, search: d.Search, params: d.Params, types: d.Types, media: d.Media, ice: d.ICE, audit: d.Audit,
+		store: d.Store, search: d.Search, params: d.Params, types: d.Types, media: d.Media, ice: d.ICE, audit: d.Audit, pin: d.Pinning,
 		cfg: cfg, log: log, tokens: t, ctx: ctx, cancel: cancel, rooms: map[string]*room{},
 	}, nil
 }
@@ -162,6 +170,11 @@ func (v *Visits) Issue(ctx context.Context, who Actor, appointmentID string) (*G
 		v.record(ctx, who, audit.KindVideoJoin, appointmentID, appt.patient, "join token", err)
 		return nil, err
 	}
+	owner, err := v.owner(ctx, appointmentID)
+	if err != nil {
+		v.record(ctx, who, audit.KindVideoJoin, appointmentID, appt.patient, "join token", err)
+		return nil, err
+	}
 	now := time.Now()
 	p := who.Principal
 	tok, exp, err := v.tokens.issue(joinClaims{
@@ -172,6 +185,9 @@ func (v *Visits) Issue(ctx context.Context, who Actor, appointmentID string) (*G
 		return nil, err
 	}
 	g := &Grant{Token: tok, ExpiresAt: exp, Participant: ref, Kind: kind}
+	if !owner.Self {
+		g.BaseURL = owner.BaseURL
+	}
 	if v.ice != nil {
 		g.ICEServers = v.ice.ICEServers(ref, now)
 	}
@@ -317,6 +333,18 @@ func (v *Visits) open(ctx context.Context, id string) (*room, error) {
 		// only if this one is found, so say so.
 		v.log.WarnContext(ctx, "signaling: cannot look for an open encounter", "appointment", id, "err", err)
 	}
+	if v.pin != nil {
+		own, err := v.pin.Claim(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !own.Self {
+			// The websocket came to the wrong instance: say where to go.
+			// The close is "going away" (1001), the error message's code
+			// "elsewhere" with the owner's address.
+			return nil, errors.Join(&ProtocolError{Code: "elsewhere", Msg: "this visit is served at " + own.BaseURL + ": join there"}, ErrStopped)
+		}
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.stopped {
@@ -327,8 +355,30 @@ func (v *Visits) open(ctx context.Context, id string) (*room, error) {
 	}
 	r := newRoom(v, appt, enc)
 	v.rooms[id] = r
+	if v.pin != nil {
+		v.pin.Hold(id)
+	}
 	v.log.InfoContext(ctx, "signaling: room opened", "appointment", id, "encounter", enc)
 	return r, nil
+}
+
+// owner claims the visit of appointment id for this instance, or names
+// the instance that holds it. A join token for a visit served elsewhere
+// is checked there: it needs the key the instances share
+// (ErrKeyNotShared when this one signs with a random key).
+func (v *Visits) owner(ctx context.Context, id string) (Owner, error) {
+	if v.pin == nil {
+		return Owner{Self: true}, nil
+	}
+	own, err := v.pin.Claim(ctx, id)
+	if err != nil {
+		return Owner{}, err
+	}
+	if !own.Self && v.cfg.TokenKey == nil {
+		return Owner{}, fmt.Errorf("appointment %s is served by instance %s, which cannot check this instance's join tokens: %w",
+			id, own.Instance, ErrKeyNotShared)
+	}
+	return own, nil
 }
 
 // drop forgets r once it ended.
@@ -337,6 +387,9 @@ func (v *Visits) drop(r *room) {
 	defer v.mu.Unlock()
 	if v.rooms[r.id] == r {
 		delete(v.rooms, r.id)
+		if v.pin != nil {
+			v.pin.Release(r.id)
+		}
 	}
 }
 

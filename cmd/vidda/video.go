@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
@@ -30,6 +31,9 @@ type videoSettings struct {
 	publicIP string
 	visits   signaling.Config
 	tokenKey string
+	// owner pins visits to this instance (signaling/owner.go); its
+	// Instance and BaseURL come from serve's settings unless set.
+	owner signaling.OwnerConfig
 }
 
 func bindVideo(cs *config.Set, v *videoSettings) {
@@ -46,6 +50,9 @@ func bindVideo(cs *config.Set, v *videoSettings) {
 	cs.String(&v.publicIP, "public-ip", "VIDDA_PUBLIC_IP", "", "public address announced for media and relays when vidda is behind NAT")
 	cs.Duration(&v.visits.TokenTTL, "video-token-ttl", "VIDDA_VIDEO_TOKEN_TTL", v.visits.TokenTTL, "how long a video join token may be used")
 	cs.Duration(&v.visits.Grace, "video-grace", "VIDDA_VIDEO_GRACE", v.visits.Grace, "how long a dropped participant keeps their place for a rejoin")
+	v.owner = signaling.OwnerConfig{Lease: signaling.DefaultLease, Timeout: 5 * time.Second}
+	cs.String(&v.owner.BaseURL, "video-base-url", "VIDDA_VIDEO_BASE_URL", "", "this instance's own public base URL, where clients sent by another instance open a visit's websocket (default VIDDA_BASE_URL)")
+	cs.Duration(&v.owner.Lease, "video-owner-lease", "VIDDA_VIDEO_OWNER_LEASE", v.owner.Lease, "how long a dead instance's video visits stay pinned to it before another instance takes them")
 	cs.Secret(&v.tokenKey, "video-token-key", "VIDDA_VIDEO_TOKEN_KEY", "", "base64 key (32 bytes or more) signing join tokens; instances that do not pin /video by appointment id must share it (unset: random per process)")
 }
 
@@ -54,14 +61,23 @@ type video struct {
 	turn   *turn.Server // nil with an external TURN server
 	media  *sfu.SFU
 	visits *signaling.Visits
+	owners *signaling.Owners
 }
 
 // build starts the TURN listeners and the SFU's sockets (so that a port
 // in use fails the start) and makes the visit layer. nil when video is
 // off.
-func (v videoSettings) build(st *store.Store, types *fhir.Registry, params *search.Registry, aw *audit.Writer, log *slog.Logger) (*video, error) {
+func (v videoSettings) build(st *store.Store, types *fhir.Registry, params *search.Registry, aw *audit.Writer, pin pinning, log *slog.Logger) (*video, error) {
 	if v.off {
 		return nil, nil
+	}
+	if v.owner.BaseURL == "" {
+		v.owner.BaseURL = pin.base
+	}
+	v.owner.Instance, v.owner.Hold = pin.instance, v.visits.TokenTTL
+	owners, err := signaling.NewOwners(pin.db, v.owner, log)
+	if err != nil {
+		return nil, fmt.Errorf("VIDDA_VIDEO_BASE_URL/VIDDA_VIDEO_OWNER_LEASE: %w", err)
 	}
 	if v.tokenKey != "" {
 		key, err := base64.StdEncoding.DecodeString(v.tokenKey)
@@ -87,7 +103,7 @@ func (v videoSettings) build(st *store.Store, types *fhir.Registry, params *sear
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("VIDDA_MEDIA_UDP/VIDDA_MEDIA_TCP: %w", err), ts.Close())
 	}
-	d := signaling.Deps{Store: st, Search: st, Params: params, Types: types, Media: media, ICE: ts}
+	d := signaling.Deps{Store: st, Search: st, Params: params, Types: types, Media: media, ICE: ts, Pinning: owners}
 	if aw != nil {
 		d.Audit = aw
 	}
@@ -95,14 +111,32 @@ func (v videoSettings) build(st *store.Store, types *fhir.Registry, params *sear
 	if err != nil {
 		return nil, errors.Join(err, media.Close(), ts.Close())
 	}
-	return &video{turn: ts, media: media, visits: visits}, nil
+	if v.visits.TokenKey == nil {
+		log.Info("video join tokens are signed with a random key: set one VIDDA_VIDEO_TOKEN_KEY on every instance, or a second instance cannot hand out tokens for this one's visits")
+	}
+	return &video{turn: ts, media: media, visits: visits, owners: owners}, nil
+}
+
+// pinning is what pins visits to this instance: the database holding
+// visit_owner, this instance's id and its public base URL.
+type pinning struct {
+	db       signaling.OwnerDB
+	instance string
+	base     string
 }
 
 // run serves until ctx ends: the visits close their connections and
 // media peers first, then the SFU and TURN close their sockets.
 func (v *video) run(ctx context.Context) error {
+	// The claims outlive the rooms: released once the visits have closed,
+	// so a client told to join again lands on an instance that takes the
+	// visit over.
+	octx, stopOwners := context.WithCancel(context.WithoutCancel(ctx))
+	owned := make(chan error, 1)
+	go func() { owned <- v.owners.Run(octx) }()
 	err := v.visits.Run(ctx)
-	return errors.Join(err, v.media.Close(), v.turn.Close())
+	stopOwners()
+	return errors.Join(err, <-owned, v.media.Close(), v.turn.Close())
 }
 
 // canceled is a context that has ended: run on it closes at once.

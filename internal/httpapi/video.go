@@ -86,15 +86,18 @@ func (s *Server) joinVisit(c *fiber.Ctx) error {
 		ice = []signaling.ICEServer{}
 	}
 	return c.JSON(fiber.Map{
-		"token": g.Token, "ws": s.visitSocketURL(id), "iceServers": ice,
+		"token": g.Token, "ws": s.visitSocketURL(g.BaseURL, id), "iceServers": ice,
 		"expiresAt": g.ExpiresAt.UTC().Format(time.RFC3339), "participant": g.Participant,
 	})
 }
 
 // visitSocketURL is the websocket URL of a visit: the base URL with ws or
-// wss.
-func (s *Server) visitSocketURL(appointmentID string) string {
-	base := s.base
+// wss; base is the base URL of the instance serving the visit, empty for
+// this one.
+func (s *Server) visitSocketURL(base, appointmentID string) string {
+	if base == "" {
+		base = s.base
+	}
 	switch {
 	case strings.HasPrefix(base, "https://"):
 		base = "wss://" + strings.TrimPrefix(base, "https://")
@@ -181,6 +184,10 @@ func videoError(err error) error {
 		status, code = fiber.StatusConflict, "conflict"
 	case errors.Is(err, signaling.ErrStopped):
 		status, code = fiber.StatusServiceUnavailable, "transient"
+	case errors.Is(err, signaling.ErrKeyNotShared):
+		// Another instance serves the visit and this one's join tokens
+		// would not pass there: a deployment error, said as such.
+		status, code = fiber.StatusServiceUnavailable, "exception"
 	default:
 		return err
 	}

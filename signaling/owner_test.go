@@ -1,0 +1,147 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/vidda/vidda/internal/db/dbtest"
+)
+
+func newOwners(t *testing.T, db OwnerDB, instance string, lease time.Duration) *Owners {
+	t.Helper()
+	o, err := NewOwners(db, OwnerConfig{
+		Instance: instance, BaseURL: "https://" + instance + ".example", Lease: lease, Hold: lease, Timeout: 5 * time.Second,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// running runs o until the test ends or the returned stop is called.
+func running(t *testing.T, o *Owners) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	var stopped bool
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("owners: %v", err)
+			}
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func mustClaim(t *testing.T, o *Owners, id string) Owner {
+	t.Helper()
+	own, err := o.Claim(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return own
+}
+
+func TestAVisitBelongsToTheInstanceThatClaimedItUntilItsLeaseRunsOut(t *testing.T) {
+	const lease = 1500 * time.Millisecond
+	pool := dbtest.PoolFor(t, dbtest.NewDatabase(t))
+	a, b := newOwners(t, pool, "a", lease), newOwners(t, pool, "b", lease)
+
+	t.Run("the first claim wins; the other instance learns who and where", func(t *testing.T) {
+		if own := mustClaim(t, a, "v1"); !own.Self || own.Instance != "a" {
+			t.Fatalf("a's first claim: %+v", own)
+		}
+		if own := mustClaim(t, b, "v1"); own.Self || own.Instance != "a" || own.BaseURL != "https://a.example" {
+			t.Fatalf("b's claim of a's visit: %+v", own)
+		}
+		if own := mustClaim(t, a, "v1"); !own.Self {
+			t.Fatalf("a claiming its own visit again: %+v", own)
+		}
+	})
+
+	t.Run("a room keeps the claim past its lease", func(t *testing.T) {
+		stop := running(t, a)
+		a.Hold("v1")
+		time.Sleep(2 * lease)
+		if own := mustClaim(t, b, "v1"); own.Self {
+			t.Fatal("b took a visit whose room lives on a")
+		}
+		a.Release("v1")
+		stop() // a stops: its visits are free at once
+		if own := mustClaim(t, b, "v1"); !own.Self {
+			t.Fatalf("after a stopped, b's claim: %+v", own)
+		}
+	})
+
+	t.Run("a dead instance's claim lapses with its lease", func(t *testing.T) {
+		mustClaim(t, a, "v2") // a never renews: as if killed
+		for {
+			own := mustClaim(t, b, "v2")
+			if own.Self {
+				break
+			}
+			if own.Instance != "a" {
+				t.Fatalf("b's claim: %+v", own)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("a claim without a room is let go once its join token could be used no more", func(t *testing.T) {
+		c := newOwners(t, pool, "c", lease)
+		mustClaim(t, c, "v3")
+		running(t, c)
+		for c.Held() > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		// Deleted, not merely expired: no lease to wait for.
+		var n int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM visit_owner WHERE appointment_id = 'v3'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("%d rows of the lapsed claim", n)
+		}
+	})
+}
+
+// elsewhere is a Pinning whose visits all belong to another instance.
+type elsewhere struct{}
+
+func (elsewhere) Claim(context.Context, string) (Owner, error) {
+	return Owner{Instance: "other", BaseURL: "https://other.example"}, nil
+}
+func (elsewhere) Hold(string)    {}
+func (elsewhere) Release(string) {}
+
+func TestAJoinTokenForAVisitServedElsewhereNamesTheOwner(t *testing.T) {
+	t.Run("with the key the instances share, the grant names the owner's address", func(t *testing.T) {
+		f := newFixture(t, func(c *Config) { c.TokenKey = make([]byte, 32) })
+		f.appointment(t, "a1", "booked", "p1", "c1")
+		f.v.pin = elsewhere{}
+		g, err := f.v.Issue(context.Background(), patientActor("p1"), "a1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.BaseURL != "https://other.example" {
+			t.Fatalf("grant's BaseURL %q", g.BaseURL)
+		}
+	})
+	t.Run("with a random key of its own, the instance refuses and says why", func(t *testing.T) {
+		f := newFixture(t, nil)
+		f.appointment(t, "a1", "booked", "p1", "c1")
+		f.v.pin = elsewhere{}
+		_, err := f.v.Issue(context.Background(), patientActor("p1"), "a1")
+		if !errors.Is(err, ErrKeyNotShared) {
+			t.Fatalf("got %v, want ErrKeyNotShared", err)
+		}
+	})
+}
