@@ -35,13 +35,13 @@ type soakOptions struct {
 	searchRate float64       // searches/s
 	sample     time.Duration // sampling interval
 	warmup     time.Duration // samples before this are not the baseline
-	visit      visitLoop     // nil: no video visits in this run
+	visitEvery time.Duration // a video visit starts this often (0: none)
+	visitHold  time.Duration // media flows this long in each visit
 }
 
 // visitLoop runs video visits against a vidda until ctx ends and returns
-// how many visits completed and failed. Video visits (issue 7) plug in
-// here.
-type visitLoop func(ctx context.Context, base, adminToken string) (done, failed int)
+// how many visits completed and failed (soak_visits.go).
+type visitLoop func(ctx context.Context, base, adminToken string) visitSummary
 
 func runSoak(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	o, err := parseSoakFlags(args, getenv, stdout)
@@ -86,8 +86,10 @@ func parseSoakFlags(args []string, getenv func(string) string, stdout io.Writer)
 	fs.DurationVar(&o.sample, "sample", 10*time.Second, "how often RSS, goroutines and heap are sampled")
 	fs.DurationVar(&o.warmup, "warmup", time.Minute, "samples before this are not the baseline (caches, pools and connections fill up)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.DurationVar(&o.visitEvery, "visit-every", 5*time.Second, "a video visit (two real pion peers through the SFU) starts this often; 0: no video")
+	fs.DurationVar(&o.visitHold, "visit-media", 3*time.Second, "how long media flows in each video visit")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: viddabench soak [--duration 10m] [--homes 200] [--rate 200] [--search-rate 20] [--json]")
+		fmt.Fprintln(stdout, "Usage: viddabench soak [--duration 10m] [--homes 200] [--rate 200] [--search-rate 20] [--visit-every 5s] [--visit-media 3s] [--json]")
 		fmt.Fprintln(stdout, "\nNeeds VIDDA_BENCH_DATABASE_URL (make soak provides a throwaway cluster).\n\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -101,6 +103,8 @@ func parseSoakFlags(args []string, getenv func(string) string, stdout io.Writer)
 		return o, fmt.Errorf("--duration must be at least 1m and --sample at most a quarter of it (got %s, %s)", o.duration, o.sample)
 	case o.homes < 1 || o.homes > maxHomes || o.rate <= 0 || o.searchRate < 0:
 		return o, fmt.Errorf("--homes must be 1..%d and --rate above 0 (got %d, %g)", maxHomes, o.homes, o.rate)
+	case o.visitEvery < 0 || o.visitHold <= 0:
+		return o, fmt.Errorf("--visit-every must not be negative and --visit-media must be positive (got %s, %s)", o.visitEvery, o.visitHold)
 	case o.warmup >= o.duration:
 		return o, fmt.Errorf("--warmup %s must be shorter than --duration %s", o.warmup, o.duration)
 	}
@@ -146,18 +150,28 @@ type loadgenSummary struct {
 }
 
 type visitSummary struct {
-	Done   int `json:"done"`
-	Failed int `json:"failed"`
+	Done       int    `json:"done"`
+	Failed     int    `json:"failed"`
+	FirstError string `json:"first_error,omitempty"`
 }
 
 func soak(ctx context.Context, o soakOptions, dbURL string, rep *soakReport) (err error) {
-	base := o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text")
+	// Video on free loopback ports: the soak's vidda must not collide with
+	// a developer's (make run) on the default TURN and media ports.
+	base := o.childEnv("VIDDA_DATABASE_URL="+dbURL, "VIDDA_LOG_LEVEL=warn", "VIDDA_LOG_FORMAT=text",
+		"VIDDA_TURN_LISTEN=127.0.0.1:0", "VIDDA_MEDIA_UDP=127.0.0.1:0", "VIDDA_MEDIA_TCP=127.0.0.1:0")
 	if _, err := runVidda(ctx, o.vidda, base, "migrate"); err != nil {
 		return err
 	}
 	homes, err := provisionHomes(ctx, dbURL, o.homes)
 	if err != nil {
 		return err
+	}
+	var visits visitLoop
+	if o.visitEvery > 0 {
+		if visits, err = videoVisits(ctx, o.vidda, base, homes, o.visitEvery, o.visitHold); err != nil {
+			return err
+		}
 	}
 	dir, err := os.MkdirTemp("", "viddabench-soak-")
 	if err != nil {
@@ -198,9 +212,11 @@ func soak(ctx context.Context, o soakOptions, dbURL string, rep *soakReport) (er
 			wg.Go(func() { searches[i] = soakSearches(runCtx, v.srv.base, v.metrics.token, homes, o.searchRate/4, i) })
 		}
 	}
-	if o.visit != nil {
-		rep.Visits = &visitSummary{}
-		wg.Go(func() { rep.Visits.Done, rep.Visits.Failed = o.visit(runCtx, v.srv.base, v.metrics.token) })
+	if visits != nil {
+		wg.Go(func() {
+			s := visits(runCtx, v.srv.base, v.metrics.token)
+			rep.Visits = &s
+		})
 	}
 	sampleAll := func() {
 		s := sampleVidda(ctx, v, dbURL)
@@ -339,7 +355,7 @@ func (r *soakReport) failure() string {
 	case r.Searches.Errors > 0:
 		return fmt.Sprintf("soak: %d searches failed (%s)", r.Searches.Errors, r.Searches.FirstError)
 	case r.Visits != nil && r.Visits.Failed > 0:
-		return fmt.Sprintf("soak: %d video visits failed", r.Visits.Failed)
+		return fmt.Sprintf("soak: %d video visits failed (%s)", r.Visits.Failed, r.Visits.FirstError)
 	case r.ExitCode != 0:
 		return fmt.Sprintf("soak: vidda exited with code %d", r.ExitCode)
 	}
@@ -379,7 +395,10 @@ func (r *soakReport) print(w io.Writer) {
 	p("readings   %d sent, %d confirmed, %d unconfirmed, %d stored, %.0f/s, %d connection errors", r.Readings.Sent, r.Readings.Confirmed, r.Readings.Unconfirmed, r.Stored, r.Readings.PerSecond, r.Readings.Errors)
 	p("searches   %d done, %d failed, p50 %.2f ms, p99 %.2f ms", r.Searches.Count, r.Searches.Errors, r.Searches.P50ms, r.Searches.P99ms)
 	if r.Visits != nil {
-		p("visits     %d done, %d failed", r.Visits.Done, r.Visits.Failed)
+		p("visits     %d done, %d failed (two pion peers each, media both ways through the SFU)", r.Visits.Done, r.Visits.Failed)
+		if r.Visits.FirstError != "" {
+			p("   first failure: %s", r.Visits.FirstError)
+		}
 	} else {
 		p("visits     none: this run has no video load")
 	}
