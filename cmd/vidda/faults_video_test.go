@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/vidda/vidda/internal/db/dbtest"
 	"github.com/vidda/vidda/signaling"
 	"github.com/vidda/vidda/signaling/visitclient"
@@ -212,4 +214,83 @@ func errCloseCode(t *testing.T, c *visitclient.Client) int {
 		t.Fatalf("%s: the websocket did not close", c.Participant)
 		return 0
 	}
+}
+
+// TestFaultSigtermDuringAVideoVisit stops vidda with SIGTERM while a
+// video visit is live and devices flood it: vidda exits 0 within the
+// shutdown bound, both participants' websockets close with "going away"
+// (1001) after an error message telling them to join again, every
+// reading a gateway saw acknowledged is stored, and the visit's Encounter
+// stays in progress. After a restart the flood completes exactly and the
+// participants join again: the same Encounter goes on.
+func TestFaultSigtermDuringAVideoVisit(t *testing.T) {
+	requireFaults(t)
+	const perHome = 200 // 5,000 readings: the flood is not the point here
+	v := newVisitFixture(t, "sigterm-visit")
+	env := v.env(t, "sigterm", signaling.DefaultLease)
+	homes := addHomes(t, map[string]string{"VIDDA_DATABASE_URL": v.dbURL, "VIDDA_LOG_LEVEL": "error"}, faultHomes)
+	first := startVidda(t, env)
+	base := "http://" + env["VIDDA_HTTP_ADDR"]
+	v.book(t, base)
+	clinician, patient := v.inVisit(t, base, base)
+
+	f := newFleet(env["VIDDA_MQTT_LISTEN"], homes, perHome, faultWindow)
+	started := time.Now()
+	// The deadline detects a hang; a visit and two starts share it.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*faultTimeout)
+	defer cancel()
+	flooded := f.start(ctx)
+	f.waitStored(t, v.dbURL, f.total()/3, faultTimeout)
+	before := [2]uint64{clinician.Received(), patient.Received()}
+
+	stopGracefully(t, first)
+	for _, c := range []*visitclient.Client{clinician, patient} {
+		code := errCloseCode(t, c)
+		t.Logf("%s: websocket closed with %d", c.Participant, code)
+		if code != signaling.CloseGoingAway {
+			t.Errorf("%s: closed with %d, want %d (going away: join again)", c.Participant, code, signaling.CloseGoingAway)
+		}
+	}
+	t.Logf("media packets received in the visit before the stop: clinician %d, patient %d", before[0], before[1])
+	acked := f.nAcked.Load()
+	r := f.count(t, v.dbURL)
+	t.Logf("at the exit %d of %d readings acknowledged, %d stored, %d acknowledged but not stored", acked, f.total(), r.distinct, r.missingAcked)
+	if r.missingAcked > 0 {
+		t.Errorf("%d readings were acknowledged to their gateway but not stored", r.missingAcked)
+	}
+	if n := v.openEncounters(t); n != 1 {
+		t.Errorf("%d Encounters in progress after the stop, want the visit's one", n)
+	}
+
+	time.Sleep(500 * time.Millisecond) // the gateways find nobody listening
+	startVidda(t, env)
+	clinician, patient = v.inVisit(t, base, base)
+	t.Logf("after the restart the visit goes on; media flows (%d and %d packets)", clinician.Received(), patient.Received())
+	if n := v.encounters(t, base); n != 1 {
+		t.Errorf("%d Encounters for the visit, want the one continued after the restart", n)
+	}
+	<-flooded
+	if n := f.nAcked.Load(); int(n) != f.total() {
+		t.Fatalf("%d of %d readings acknowledged", n, f.total())
+	}
+	report(t, f, v.dbURL, started)
+}
+
+// openEncounters counts the visit's Encounters in progress, in the
+// database (vidda may be stopped).
+func (f *visitFixture) openEncounters(t *testing.T) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), f.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(),
+		`SELECT count(*) FROM encounter WHERE NOT deleted AND content::jsonb->>'status' = 'in-progress'
+		 AND content::jsonb->'appointment' @> jsonb_build_array(jsonb_build_object('reference', 'Appointment/' || $1::text))`,
+		f.appointment).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
