@@ -29,6 +29,7 @@ type visitFixture struct {
 	dbURL                   string
 	appointment             string
 	patient, clinician, key string
+	admin                   string
 }
 
 func newVisitFixture(t *testing.T, appointment string) *visitFixture {
@@ -40,7 +41,7 @@ func newVisitFixture(t *testing.T, appointment string) *visitFixture {
 		t.Fatal(err)
 	}
 	tokens := readEnvFile(t, envFile)
-	f.patient, f.clinician = tokens["PATIENT_TOKEN"], tokens["CLINICIAN_TOKEN"]
+	f.patient, f.clinician, f.admin = tokens["PATIENT_TOKEN"], tokens["CLINICIAN_TOKEN"], tokens["ADMIN_TOKEN"]
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	f.key = base64.StdEncoding.EncodeToString(key)
@@ -146,6 +147,21 @@ func TestAVisitIsServedByTheInstanceThatOwnsIt(t *testing.T) {
 	clinician, patient := f.inVisit(t, baseA, baseB)
 	t.Logf("clinician (token from A) and patient (from B) are in the visit on B; media flows (%d and %d packets)",
 		clinician.Received(), patient.Received())
+	// B's /metrics shows the visit; A's shows none.
+	for _, m := range []struct {
+		env  map[string]string
+		name string
+		want func(int) bool
+	}{
+		{envB, "vidda_sfu_rooms", func(n int) bool { return n == 1 }},
+		{envB, "vidda_sfu_participants", func(n int) bool { return n == 2 }},
+		{envB, "vidda_sfu_forwarded_packets_total", func(n int) bool { return n > 0 }},
+		{envA, "vidda_sfu_rooms", func(n int) bool { return n == 0 }},
+	} {
+		if n := metric(t, m.env["VIDDA_HTTP_ADDR"], f.admin, m.name); !m.want(n) {
+			t.Errorf("%s of %s: %d", m.name, m.env["VIDDA_INSTANCE_ID"], n)
+		}
+	}
 
 	// A websocket opened on A, which does not own the visit, is told
 	// where the visit is.

@@ -234,7 +234,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		cfg.video.turn.CertFile, cfg.video.turn.KeyFile = cfg.http.TLSCertFile, cfg.http.TLSKeyFile
 	}
 	// The TURN and media sockets live as long as the process, not ctx.
-	vid, err := cfg.video.build(st, types, params, auditor, pinning{pool, cfg.consumer.ClientID, publicBase(cfg.http)}, log) //nolint:contextcheck // see above
+	vid, err := cfg.video.build(st, types, params, auditor, pinning{pool, cfg.consumer.ClientID, publicBase(cfg.http)}, metrics, log) //nolint:contextcheck // see above
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
@@ -67,7 +69,7 @@ type video struct {
 // build starts the TURN listeners and the SFU's sockets (so that a port
 // in use fails the start) and makes the visit layer. nil when video is
 // off.
-func (v videoSettings) build(st *store.Store, types *fhir.Registry, params *search.Registry, aw *audit.Writer, pin pinning, log *slog.Logger) (*video, error) {
+func (v videoSettings) build(st *store.Store, types *fhir.Registry, params *search.Registry, aw *audit.Writer, pin pinning, reg prometheus.Registerer, log *slog.Logger) (*video, error) {
 	if v.off {
 		return nil, nil
 	}
@@ -102,6 +104,9 @@ func (v videoSettings) build(st *store.Store, types *fhir.Registry, params *sear
 	media, err := sfu.New(v.sfu, log)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("VIDDA_MEDIA_UDP/VIDDA_MEDIA_TCP: %w", err), ts.Close())
+	}
+	if err := errors.Join(media.Register(reg), ts.Register(reg)); err != nil {
+		return nil, errors.Join(fmt.Errorf("video metrics: %w", err), media.Close(), ts.Close())
 	}
 	d := signaling.Deps{Store: st, Search: st, Params: params, Types: types, Media: media, ICE: ts, Pinning: owners}
 	if aw != nil {

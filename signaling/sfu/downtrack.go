@@ -196,6 +196,7 @@ func (dt *downTrack) write(l *layer, pkt *rtp.Packet) {
 	if err := dt.local.WriteRTP(&out); err == nil {
 		dt.packets.Add(1)
 		dt.sub.packetsOut.Add(1)
+		dt.sub.bytesOut.Add(uint64(len(out.Payload)))
 	}
 }
 

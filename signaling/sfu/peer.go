@@ -44,7 +44,7 @@ type Peer struct {
 	state atomic.Int32 // webrtc.PeerConnectionState
 
 	// Counters written by the forwarding path.
-	packetsIn, bytesIn, packetsOut atomic.Uint64
+	packetsIn, bytesIn, packetsOut, bytesOut atomic.Uint64
 
 	mon monitor
 }

@@ -87,6 +87,9 @@ func (r *room) setBandwidth(p *Peer, bad bool) {
 		return
 	}
 	p.bandwidth = bad
+	if bad {
+		r.sfu.gone.fallbacks.Add(1)
+	}
 	p.log.Info("media link", "audio_only_for_bandwidth", bad)
 	r.refreshAudioOnlyLocked()
 }

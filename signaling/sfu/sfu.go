@@ -51,6 +51,8 @@ type SFU struct {
 	mu     sync.Mutex
 	rooms  map[string]*room
 	closed bool
+
+	gone retired // metrics.go
 }
 
 var _ signaling.Media = (*SFU)(nil)
@@ -289,6 +291,7 @@ func (s *SFU) leave(r *room, p *Peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r.remove(p)
+	s.retire(p)
 	if r.empty() && s.rooms[r.id] == r {
 		delete(s.rooms, r.id)
 	}

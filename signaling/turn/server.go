@@ -31,6 +31,7 @@ type Server struct {
 	tls    net.Listener
 	urls   []string
 	secret string
+	m      *metrics
 
 	closeOnce sync.Once
 }
@@ -43,7 +44,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, secret: cfg.Secret}
+	s := &Server{cfg: cfg, log: log, secret: cfg.Secret, m: newMetrics()}
 	if s.secret == "" {
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
@@ -127,6 +128,7 @@ func (s *Server) start() error {
 	permit := func(_ net.Addr, peer net.IP) bool {
 		ok := s.cfg.permitted(peer)
 		if !ok {
+			s.m.relaysRefused.Inc()
 			s.log.Debug("turn relay refused", "peer", peer.String())
 		}
 		return ok
@@ -135,6 +137,7 @@ func (s *Server) start() error {
 		Realm:         s.cfg.Realm,
 		AuthHandler:   s.authenticate,
 		LoggerFactory: pionLogs{log: s.log},
+		EventHandler:  s.m.events(),
 		PacketConnConfigs: []turn.PacketConnConfig{{
 			PacketConn: s.udp, RelayAddressGenerator: relay(), PermissionHandler: permit,
 		}},
