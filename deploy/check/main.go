@@ -14,7 +14,8 @@
 //     asking routes vidda serves;
 //   - deploy/k8s runs two or more replicas with VIDDA_INSTANCE_ID from the
 //     pod name, probes on routes vidda serves and on the port it listens
-//     on, and selectors that match the pods.
+//     on, and selectors that match the pods;
+//   - deploy/grafana/vidda.json queries only metrics vidda defines.
 //
 // Usage: go run . [-strict] [repository root] (default ../..). It is its
 // own module so that its YAML parser stays out of vidda's dependencies.
@@ -106,6 +107,7 @@ func (c *checker) run() {
 	c.checkCompose()
 	c.checkK8s()
 	c.checkScripts()
+	c.checkDashboard()
 }
 
 var (
