@@ -16,7 +16,7 @@ if [ "${1:-}" = "--strict" ]; then strict=(-strict); fi
 (cd "$here/check" && "$go" vet ./... && "$go" test -count=1 ./... >/dev/null && "$go" run . "${strict[@]}" "$root")
 
 if docker compose version >/dev/null 2>&1; then
-  POSTGRES_PASSWORD=x BROKER_PASSWORD=x docker compose -f "$here/compose.yaml" config --quiet
+  POSTGRES_PASSWORD=x BROKER_PASSWORD=x PUBLIC_IP=192.0.2.10 VIDEO_TOKEN_KEY=x TURN_SECRET=x docker compose -f "$here/compose.yaml" config --quiet
   echo "deploy/check.sh: docker compose config: ok"
 else
   echo "deploy/check.sh: no docker compose here; compose.yaml checked by deploy/check only"

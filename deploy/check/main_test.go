@@ -104,7 +104,7 @@ func TestEachBrokenPromiseIsReported(t *testing.T) {
 		{"an image running as root", "deploy/Dockerfile", "USER nonroot:nonroot", "USER root", "no non-root USER"},
 		{"a binary the entrypoint does not run", "deploy/Dockerfile", "COPY --from=build /out/vidda /vidda\n# In", "COPY --from=build /out/vidda /bin/vidda\n# In", "does not run the binary"},
 		{"a proxy checking the wrong path", "deploy/caddy/Caddyfile", "health_uri /readyz", "health_uri /healthz", "does not check /readyz"},
-		{"a proxy on the wrong port", "deploy/caddy/Caddyfile", "vidda-2:8080 {\n\t\tlb_policy", "vidda-2:9090 {\n\t\tlb_policy", "not a vidda instance on port 8080"},
+		{"a proxy on the wrong port", "deploy/caddy/Caddyfile", "vidda-2:8080 {\n\t\t\tlb_policy", "vidda-2:9090 {\n\t\t\tlb_policy", "not a vidda instance on port 8080"},
 		{"a broker asking a port Caddy does not serve", "deploy/mosquitto/mosquitto.conf", "auth_opt_http_port 9080", "auth_opt_http_port 9081", "not a site of the Caddyfile"},
 		{"a broker asking a route vidda does not serve", "deploy/mosquitto/mosquitto.conf", "/mqtt/auth/acl", "/mqtt/acl", "not a route vidda serves"},
 		{"an instance id that is not the pod name", "deploy/k8s/statefulset.yaml", "fieldPath: metadata.name", "fieldPath: metadata.uid", "pod name"},
