@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vidda/vidda/signaling"
+	"github.com/vidda/vidda/signaling/pionlog"
 )
 
 // Errors the SFU returns.
@@ -110,7 +111,7 @@ func (s *SFU) listen() error {
 // buildAPI registers the codecs and interceptors and the ICE muxes: one
 // API, shared by every PeerConnection of the process.
 func (s *SFU) buildAPI() error {
-	logs := pionLogs{log: s.log}
+	logs := pionlog.Factory{Log: s.log}
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/turn/v5"
 
 	"github.com/vidda/vidda/signaling"
+	"github.com/vidda/vidda/signaling/pionlog"
 )
 
 // Server is the embedded TURN server (or, with Config.External, only the
@@ -136,7 +137,7 @@ func (s *Server) start() error {
 	conf := turn.ServerConfig{
 		Realm:         s.cfg.Realm,
 		AuthHandler:   s.authenticate,
-		LoggerFactory: pionLogs{log: s.log},
+		LoggerFactory: pionlog.Factory{Log: s.log},
 		EventHandler:  s.m.events(),
 		PacketConnConfigs: []turn.PacketConnConfig{{
 			PacketConn: s.udp, RelayAddressGenerator: relay(), PermissionHandler: permit,
