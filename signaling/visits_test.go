@@ -153,6 +153,9 @@ func TestAVisitFromWaitingRoomToEncounter(t *testing.T) {
 		c.expectUntil(TypeEnded, "")
 		c.closedWith(CloseNormal)
 	}
+	// "ended" goes out first (clients must hear it even when the database
+	// is slow or down); the Encounter and the Appointment follow.
+	waitFor(t, "the Appointment fulfilled", func() bool { return f.read(t, "Appointment", "a1")["status"] == "fulfilled" })
 	enc = f.read(t, "Encounter", st.Encounter)
 	period := enc["period"].(map[string]any)
 	if enc["status"] != "finished" || period["end"] == nil || period["start"] == nil {
