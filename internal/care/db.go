@@ -60,14 +60,22 @@ func (d *DB) PatientPlanCategories(ctx context.Context, patientID string) ([]str
 	return cats, nil
 }
 
-// LowestSince returns the lowest valueQuantity of the patient's
-// Observations of LOINC code measured in [from, to), through the
-// (patient, code, date) index.
+// trendReadings bounds the readings a trend rule looks back over: the
+// newest this many in its window. A weight is measured a few times a
+// day; a device stuck in a loop, or a flood, must not make every one of
+// its readings scan all the others (each reading is judged on the ingest
+// path, so that scan grew with the square of the flood and stalled it).
+const trendReadings = 64
+
+// LowestSince returns the lowest valueQuantity of the newest trendReadings
+// of the patient's Observations of LOINC code measured in [from, to),
+// through the (patient, code, date) index.
 func (d *DB) LowestSince(ctx context.Context, patientID, code string, from, to time.Time) (float64, bool, error) {
 	var low *float64
-	err := d.pool.QueryRow(ctx, `SELECT min(value_quantity)::float8 FROM observation
-		WHERE patient_id = $1 AND code[1] = $2 AND date_start >= $3 AND date_start < $4 AND NOT deleted`,
-		patientID, SystemLOINC+"|"+code, from, to).Scan(&low)
+	err := d.pool.QueryRow(ctx, `SELECT min(v)::float8 FROM (SELECT value_quantity AS v FROM observation
+		WHERE patient_id = $1 AND code[1] = $2 AND date_start >= $3 AND date_start < $4 AND NOT deleted
+		ORDER BY date_start DESC LIMIT $5) newest`,
+		patientID, SystemLOINC+"|"+code, from, to, trendReadings).Scan(&low)
 	if err != nil {
 		return 0, false, fmt.Errorf("readings of %s: %w", patientID, err)
 	}
