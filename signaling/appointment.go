@@ -82,7 +82,7 @@ func (v *Visits) loadAppointment(ctx context.Context, id string) (*appointment, 
 	}
 	a := &appointment{id: id, version: st.VersionID, status: body.Status, members: map[string]string{}}
 	for _, p := range body.Participant {
-		if p.Actor == nil || p.Status == "declined" || !validRef(p.Actor.Reference) {
+		if p.Actor == nil || p.Status == "declined" || !ValidReference(p.Actor.Reference) {
 			continue
 		}
 		ref := p.Actor.Reference
@@ -114,7 +114,7 @@ func (v *Visits) practitionerOf(ctx context.Context, roleRef string) string {
 	if json.Unmarshal(st.Content, &role) != nil || role.Practitioner == nil {
 		return ""
 	}
-	if ref := role.Practitioner.Reference; strings.HasPrefix(ref, "Practitioner/") && validRef(ref) {
+	if ref := role.Practitioner.Reference; strings.HasPrefix(ref, "Practitioner/") && ValidReference(ref) {
 		return ref
 	}
 	return ""

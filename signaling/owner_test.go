@@ -83,25 +83,20 @@ func TestAVisitBelongsToTheInstanceThatClaimedItUntilItsLeaseRunsOut(t *testing.
 
 	t.Run("a dead instance's claim lapses with its lease", func(t *testing.T) {
 		mustClaim(t, a, "v2") // a never renews: as if killed
-		for {
+		waitFor(t, "b taking over v2 once a's lease ran out", func() bool {
 			own := mustClaim(t, b, "v2")
-			if own.Self {
-				break
-			}
-			if own.Instance != "a" {
+			if !own.Self && own.Instance != "a" {
 				t.Fatalf("b's claim: %+v", own)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return own.Self
+		})
 	})
 
 	t.Run("a claim without a room is let go once its join token could be used no more", func(t *testing.T) {
 		c := newOwners(t, pool, "c", lease)
 		mustClaim(t, c, "v3")
 		running(t, c)
-		for c.Held() > 0 {
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitFor(t, "c letting go of v3", func() bool { return c.Held() == 0 })
 		// Deleted, not merely expired: no lease to wait for.
 		var n int
 		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM visit_owner WHERE appointment_id = 'v3'`).Scan(&n); err != nil {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/vidda/vidda/fhir"
 )
 
 // ProtocolVersion is the version of the JSON protocol this server speaks;
@@ -275,7 +277,7 @@ func (m *Message) validate(maxSize, maxChat int) error {
 		if m.Participant == "" {
 			return missing("participant")
 		}
-		if !validRef(m.Participant) {
+		if !ValidReference(m.Participant) {
 			return protocolErr("invalid", "participant must be a reference such as Patient/p1")
 		}
 	case TypeOffer, TypeAnswer:
@@ -322,13 +324,14 @@ func (m *Message) validate(maxSize, maxChat int) error {
 	return nil
 }
 
-// validRef reports whether s is a relative FHIR reference Type/id.
-func validRef(s string) bool {
+// ValidReference reports whether s is a relative FHIR reference Type/id:
+// a resource type name (an upper-case letter, then letters) and an R4 id.
+func ValidReference(s string) bool {
 	if len(s) > maxRefLen {
 		return false
 	}
 	typ, id, ok := strings.Cut(s, "/")
-	if !ok || typ == "" || id == "" || strings.Contains(id, "/") {
+	if !ok || typ == "" || !fhir.ValidID(id) {
 		return false
 	}
 	for i, r := range typ {
@@ -336,13 +339,7 @@ func validRef(s string) bool {
 			return false
 		}
 	}
-	for _, r := range id {
-		// FHIR R4 id: [A-Za-z0-9\-\.]{1,64}
-		if (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '.' {
-			return false
-		}
-	}
-	return len(id) <= 64
+	return true
 }
 
 // truncate keeps client-supplied text in error messages short.

@@ -1,9 +1,11 @@
 package signaling
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -536,22 +538,9 @@ func (r *room) infos(admitted bool) []ParticipantInfo {
 		}
 	}
 	slices.SortFunc(out, func(a, b ParticipantInfo) int {
-		if a.Since != b.Since {
-			return compareStrings(a.Since, b.Since)
-		}
-		return compareStrings(a.ID, b.ID)
+		return cmp.Or(strings.Compare(a.Since, b.Since), strings.Compare(a.ID, b.ID))
 	})
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (r *room) admittedInfos() []ParticipantInfo { return r.infos(true) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -320,6 +321,20 @@ func (v *Visits) open(ctx context.Context, id string) (*room, error) {
 	if r := v.existing(id); r != nil {
 		return r, nil
 	}
+	// Claimed first: a websocket that came to the wrong instance (the join
+	// token's signature already vouches for the id) costs no reads here.
+	if v.pin != nil {
+		own, err := v.pin.Claim(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !own.Self {
+			// The websocket came to the wrong instance: say where to go.
+			// The close is "going away" (1001), the error message's code
+			// "elsewhere" with the owner's address.
+			return nil, errors.Join(&ProtocolError{Code: "elsewhere", Msg: "this visit is served at " + own.BaseURL + ": join there"}, ErrStopped)
+		}
+	}
 	appt, err := v.loadAppointment(ctx, id)
 	if err != nil {
 		return nil, err
@@ -332,18 +347,6 @@ func (v *Visits) open(ctx context.Context, id string) (*room, error) {
 		// The visit can go on; its end then starts no second Encounter
 		// only if this one is found, so say so.
 		v.log.WarnContext(ctx, "signaling: cannot look for an open encounter", "appointment", id, "err", err)
-	}
-	if v.pin != nil {
-		own, err := v.pin.Claim(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if !own.Self {
-			// The websocket came to the wrong instance: say where to go.
-			// The close is "going away" (1001), the error message's code
-			// "elsewhere" with the owner's address.
-			return nil, errors.Join(&ProtocolError{Code: "elsewhere", Msg: "this visit is served at " + own.BaseURL + ": join there"}, ErrStopped)
-		}
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -450,10 +453,8 @@ func (v *Visits) recordAgent(ctx context.Context, agent audit.Agent, kind audit.
 }
 
 func trimType(ref string) string {
-	for i := range len(ref) {
-		if ref[i] == '/' {
-			return ref[i+1:]
-		}
+	if _, id, ok := strings.Cut(ref, "/"); ok {
+		return id
 	}
 	return ref
 }

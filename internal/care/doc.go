@@ -55,8 +55,7 @@
 // Missed measurements: see missed.go.
 //
 // Events for dashboards: NOTIFY vidda_worklist (patient id) on every Task
-// write (migration 00011), NOTIFY vidda_readings (patient id) once per
-// statement that stores readings of that patient (migration 00012).
+// write (migration 00011).
 //
 // It imports fhir and fhir/store (the Store interface is what it needs of
 // the store; cmd connects them), and pgx for its own tables and for the

@@ -17,9 +17,6 @@ import (
 const (
 	channelOutbox = "vidda_care"
 	channelLimits = "vidda_care_limits"
-	// ChannelReadings is NOTIFYed, with the patient id as payload, once
-	// per statement that stores readings of that patient: for live views.
-	ChannelReadings = "vidda_readings"
 	// ChannelWorklist is NOTIFYed, with the patient id, on every Task
 	// write (migration 00011).
 	ChannelWorklist = "vidda_worklist"

@@ -152,7 +152,7 @@ func TestParseRulesSaysWhatIsWrong(t *testing.T) {
 	for _, c := range []struct {
 		name, file, want string
 	}{
-		{"not JSON", `{`, "care rules"},
+		{"not JSON", `{`, "care rules: unexpected EOF"},
 		{"an unknown member", `{"measures":[],"extra":1}`, "unknown field"},
 		{"two comparisons in a band", `{"measures":[{"code":"1-1","name":"x","low":{"below":1,"at_or_below":2,"priority":"urgent"}}]}`, "measures[0].low: give exactly one"},
 		{"a high band comparing downwards", `{"measures":[{"code":"1-1","name":"x","high":{"below":1,"priority":"urgent"}}]}`, "a high limit compares with above"},

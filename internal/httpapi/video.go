@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/vidda/vidda/fhir"
+	"github.com/vidda/vidda/internal/auth"
 	"github.com/vidda/vidda/signaling"
 )
 
@@ -46,9 +47,16 @@ type Visits interface {
 // is dropped instead of holding its room's messages.
 const wsWriteTimeout = 10 * time.Second
 
+// videoJoinsPerMinute caps join tokens and websocket upgrades per client
+// (address, or session): a real participant needs a few, a reconnecting
+// phone a few more. The websocket needs no login (its join token is its
+// credential), and each upgrade holds a session until its join arrives.
+const videoJoinsPerMinute = 60
+
 func (s *Server) videoRoutes() {
-	s.app.Get("/video/ws", s.visitSocket())
-	s.app.Post("/video/visits/:appointmentId/join", s.authenticate, s.joinVisit)
+	s.app.Get("/video/ws", RateLimiter(RateLimit{Max: videoJoinsPerMinute, Window: time.Minute}), s.visitSocket())
+	s.app.Post("/video/visits/:appointmentId/join",
+		RateLimiter(RateLimit{Max: videoJoinsPerMinute, Window: time.Minute, SessionCookie: auth.SessionCookie}), s.authenticate, s.joinVisit)
 	s.app.Get("/video/visits/:appointmentId", s.authenticate, s.visitState)
 	s.app.Post("/video/visits/:appointmentId/admit", s.authenticate, s.admitToVisit)
 	s.app.Post("/video/visits/:appointmentId/remove", s.authenticate, s.removeFromVisit)
@@ -128,8 +136,7 @@ func participantBody(c *fiber.Ctx) (string, error) {
 	if err := c.BodyParser(&body); err != nil || body.Participant == "" {
 		return "", errBadRequest(`send {"participant":"<Type>/<id>"} as JSON`)
 	}
-	typ, pid, ok := strings.Cut(body.Participant, "/")
-	if !ok || typ == "" || !fhir.ValidID(pid) {
+	if !signaling.ValidReference(body.Participant) {
 		return "", errBadRequest("participant must be a reference such as Patient/p1")
 	}
 	return strings.Clone(body.Participant), nil

@@ -447,6 +447,20 @@ func TestVideoJoinTokens(t *testing.T) {
 			}
 		})
 	}
+	t.Run("join tokens are rate-limited per client", func(t *testing.T) {
+		const perMinute = 60 // httpapi's videoJoinsPerMinute
+		limited := false
+		for range perMinute + 1 {
+			r := s.do(t, "POST", "/video/visits/a1/join", p1, "")
+			if r.status == 429 {
+				limited = true
+				break
+			}
+		}
+		if !limited {
+			t.Fatalf("%d joins in a row from one client were all answered", perMinute+1)
+		}
+	})
 	t.Run("a plain GET of the websocket is told to upgrade", func(t *testing.T) {
 		if r := s.do(t, "GET", "/video/ws", "", ""); r.status != 426 {
 			t.Fatalf("status %d", r.status)

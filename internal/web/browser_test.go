@@ -87,22 +87,37 @@ type viddaServer struct {
 	log             *bytes.Buffer
 }
 
-// startVidda builds vidda from this tree, seeds the demo clinic and serves.
+// startVidda builds vidda from this tree, seeds the demo clinic and serves
+// on loopback (TURN and media on free ports).
 func startVidda(t *testing.T) *viddaServer {
 	t.Helper()
-	root := repoRoot(t)
+	return serveVidda(t, buildVidda(t), freePort(t), freePort(t),
+		"VIDDA_TURN_LISTEN=127.0.0.1:0", "VIDDA_MEDIA_UDP=127.0.0.1:0", "VIDDA_MEDIA_TCP=127.0.0.1:0")
+}
+
+// buildVidda builds ./cmd/vidda of this tree into the test's temp dir.
+func buildVidda(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "vidda")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/vidda")
-	build.Dir = root
+	build.Dir = repoRoot(t)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/vidda: %v\n%s", err, out)
 	}
-	httpAddr, mqttAddr := freePort(t), freePort(t)
+	return bin
+}
+
+// serveVidda seeds a fresh database and runs bin serve on httpAddr and
+// mqttAddr with the extra settings, until the test ends (SIGTERM), and
+// returns once it is ready.
+func serveVidda(t *testing.T, bin, httpAddr, mqttAddr string, extra ...string) *viddaServer {
+	t.Helper()
 	s := &viddaServer{bin: bin, base: "http://" + httpAddr, mqtt: mqttAddr, log: &bytes.Buffer{}}
 	s.env = append(os.Environ(),
 		"VIDDA_DATABASE_URL="+dbtest.NewDatabase(t), "VIDDA_HTTP_ADDR="+httpAddr, "VIDDA_MQTT_LISTEN="+mqttAddr,
-		"VIDDA_TURN_LISTEN=127.0.0.1:0", "VIDDA_MEDIA_UDP=127.0.0.1:0", "VIDDA_MEDIA_TCP=127.0.0.1:0", "VIDDA_EXPORT_DIR="+t.TempDir(), "VIDDA_LOG_FORMAT=text",
+		"VIDDA_EXPORT_DIR="+t.TempDir(), "VIDDA_LOG_FORMAT=text",
 	)
+	s.env = append(s.env, extra...)
 	s.run(t, "seed")
 	cmd := exec.Command(bin, "serve")
 	cmd.Env, cmd.Stdout, cmd.Stderr = s.env, s.log, s.log
@@ -123,7 +138,7 @@ func startVidda(t *testing.T) *viddaServer {
 			t.Logf("vidda serve killed after SIGTERM: %v", <-exited)
 		}
 		if t.Failed() {
-			t.Logf("vidda serve log:\n%s", s.log.String())
+			t.Logf("vidda serve log (last 20000 bytes):\n%s", tail(s.log.String(), 20000))
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
@@ -132,7 +147,7 @@ func startVidda(t *testing.T) *viddaServer {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return s
 			}
 		}
 		select {
@@ -144,6 +159,13 @@ func startVidda(t *testing.T) *viddaServer {
 			t.Fatalf("vidda serve not ready\n%s", s.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
 	}
 	return s
 }

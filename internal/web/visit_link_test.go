@@ -1,23 +1,17 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/vidda/vidda/internal/db/dbtest"
 )
 
 // The visit page on a poor rural link: the patient's Chromium runs in a
@@ -109,13 +103,7 @@ func shapedLink(t *testing.T) (ns, shape string) {
 // startViddaOn is startVidda with HTTP, TURN and media on addr.
 func startViddaOn(t *testing.T, addr string) *viddaServer {
 	t.Helper()
-	root := repoRoot(t)
-	bin := filepath.Join(t.TempDir(), "vidda")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/vidda")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/vidda: %v\n%s", err, out)
-	}
+	bin := buildVidda(t)
 	port := func(network string) string {
 		t.Helper()
 		if network == "udp" {
@@ -133,62 +121,8 @@ func startViddaOn(t *testing.T, addr string) *viddaServer {
 		defer ln.Close()
 		return ln.Addr().String()
 	}
-	httpAddr := port("tcp")
-	s := &viddaServer{bin: bin, base: "http://" + httpAddr, mqtt: freePort(t), log: &bytes.Buffer{}}
-	s.env = append(os.Environ(),
-		"VIDDA_DATABASE_URL="+dbtest.NewDatabase(t), "VIDDA_HTTP_ADDR="+httpAddr, "VIDDA_MQTT_LISTEN="+s.mqtt,
-		"VIDDA_TURN_LISTEN="+port("tcp"), "VIDDA_MEDIA_UDP="+port("udp"), "VIDDA_MEDIA_TCP="+port("tcp"),
-		"VIDDA_EXPORT_DIR="+t.TempDir(), "VIDDA_LOG_FORMAT=text",
-	)
-	s.run(t, "seed")
-	cmd := exec.Command(bin, "serve")
-	cmd.Env, cmd.Stdout, cmd.Stderr = s.env, s.log, s.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Logf("vidda serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Logf("vidda serve killed after SIGTERM: %v", <-exited)
-		}
-		if t.Failed() {
-			t.Logf("vidda serve log (last 20000 bytes):\n%s", tail(s.log.String(), 20000))
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.base + "/readyz") //nolint:noctx // a test's poll
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("vidda serve exited: %v\n%s", err, s.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("vidda serve not ready\n%s", s.log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	return serveVidda(t, bin, port("tcp"), freePort(t),
+		"VIDDA_TURN_LISTEN="+port("tcp"), "VIDDA_MEDIA_UDP="+port("udp"), "VIDDA_MEDIA_TCP="+port("tcp"))
 }
 
 // inNamespace runs the browser inside network namespace ns: chromedp
