@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"os"
@@ -91,8 +92,13 @@ func (w watched) sample() map[int]time.Duration {
 	if w.pid <= 0 {
 		return out
 	}
-	if t, _, ok := procStat(w.pid); ok {
+	if t, reaped, _, ok := procStat(w.pid); ok {
 		out[w.pid] = t
+		if w.tree {
+			// Children that ended (a postmaster's autovacuum workers,
+			// closed backends) count in the parent's cutime and cstime.
+			out[w.pid] += reaped
+		}
 	}
 	if !w.tree {
 		return out
@@ -103,7 +109,7 @@ func (w watched) sample() map[int]time.Duration {
 		if err != nil || pid == w.pid {
 			continue
 		}
-		if t, ppid, ok := procStat(pid); ok && ppid == w.pid {
+		if t, _, ppid, ok := procStat(pid); ok && ppid == w.pid {
 			out[pid] = t
 		}
 	}
@@ -123,29 +129,33 @@ func selfCPU() time.Duration {
 // Linux this runs on).
 const clockTicks = 100
 
-// procStat is a process's user and system time and its parent, from
+// procStat is a process's user and system time, that of its children
+// that have ended and been waited for, and its parent, from
 // /proc/<pid>/stat.
-func procStat(pid int) (cpu time.Duration, ppid int, ok bool) {
+func procStat(pid int) (cpu, reaped time.Duration, ppid int, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	// The command name, field 2, is in parentheses and may hold spaces.
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	f := strings.Fields(string(b[i+1:])) // f[0] is field 3 (state), ppid is 4, utime 14, stime 15
-	if len(f) < 13 {
-		return 0, 0, false
+	// f[0] is field 3 (state), ppid is 4, utime 14, stime 15, cutime 16, cstime 17.
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, 0, 0, false
 	}
 	ppid, err0 := strconv.Atoi(f[1])
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err0 != nil || err1 != nil || err2 != nil {
-		return 0, 0, false
+	cutime, err3 := strconv.ParseInt(f[13], 10, 64)
+	cstime, err4 := strconv.ParseInt(f[14], 10, 64)
+	if err := errors.Join(err0, err1, err2, err3, err4); err != nil {
+		return 0, 0, 0, false
 	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, ppid, true
+	return time.Duration(utime+stime) * time.Second / clockTicks, time.Duration(cutime+cstime) * time.Second / clockTicks, ppid, true
 }
 
 // postmasterPID finds the bench server's postmaster from its data
