@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -225,6 +226,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	tokens := auth.NewBackend(auth.NewClients(pool), keys, auth.BackendConfig{TokenURL: cfg.http.TokenURL()}, log)
 	exports := cfg.export.exporter(st, types, params, cfg.consumer.ClientID, auditRecorder(auditor), log)
+	if err := errors.Join(exports.Register(metrics), notifier.Register(metrics)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor),
 		pageData{store: st, types: types, params: params, audit: auditRecorder(auditor), review: review}, log)
 	if err != nil {

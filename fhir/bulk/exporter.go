@@ -122,6 +122,7 @@ type Exporter struct {
 	cfg    Config
 	log    *slog.Logger
 	wake   chan struct{}
+	m      *metrics
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // jobs this instance runs, by id
@@ -130,11 +131,12 @@ type Exporter struct {
 	afterType func(ctx context.Context, typ string)
 }
 
-// New returns an exporter over st. Call Run to run jobs.
+// New returns an exporter over st. Call Run to run jobs, and Register to
+// serve its metrics.
 func New(st *store.Store, types *fhir.Registry, params *search.Registry, cfg Config, log *slog.Logger) *Exporter {
 	return &Exporter{
 		st: st, types: types, params: params, cfg: cfg, log: log,
-		wake: make(chan struct{}, 1), running: map[string]context.CancelFunc{},
+		wake: make(chan struct{}, 1), m: newMetrics(), running: map[string]context.CancelFunc{},
 	}
 }
 
@@ -171,6 +173,7 @@ func (e *Exporter) Start(ctx context.Context, p *Plan, who store.Requester, requ
 	if err := e.st.CreateExportJob(ctx, j); err != nil {
 		return nil, err
 	}
+	e.m.queued.Inc()
 	select {
 	case e.wake <- struct{}{}:
 	default:

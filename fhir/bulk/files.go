@@ -56,33 +56,34 @@ func (fs *fileSet) start(typ string) {
 	fs.typ, fs.seq = typ, 0
 }
 
-// line writes one resource as one line. Stored content is compact JSON
-// (fhir.WithMeta writes it so), which has no raw newline; a resource that
-// somehow does is compacted here rather than split over two lines.
-func (fs *fileSet) line(content []byte) error {
+// line writes one resource as one line and returns the bytes it wrote.
+// Stored content is compact JSON (fhir.WithMeta writes it so), which has
+// no raw newline; a resource that somehow does is compacted here rather
+// than split over two lines.
+func (fs *fileSet) line(content []byte) (int, error) {
 	if fs.f == nil {
 		if err := fs.open(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if bytes.IndexByte(content, '\n') >= 0 || bytes.IndexByte(content, '\r') >= 0 {
 		fs.compact.Reset()
 		if err := json.Compact(&fs.compact, content); err != nil {
-			return fmt.Errorf("export %s: stored content is not JSON: %w", fs.typ, err)
+			return 0, fmt.Errorf("export %s: stored content is not JSON: %w", fs.typ, err)
 		}
 		content = fs.compact.Bytes()
 	}
 	if _, err := fs.w.Write(content); err != nil {
-		return fmt.Errorf("export files: %w", err)
+		return 0, fmt.Errorf("export files: %w", err)
 	}
 	if err := fs.w.WriteByte('\n'); err != nil {
-		return fmt.Errorf("export files: %w", err)
+		return 0, fmt.Errorf("export files: %w", err)
 	}
 	fs.lines++
 	if fs.lines >= fs.maxLines {
-		return fs.closeFile()
+		return len(content) + 1, fs.closeFile()
 	}
-	return nil
+	return len(content) + 1, nil
 }
 
 func (fs *fileSet) open() error {

@@ -45,6 +45,7 @@ func (e *Exporter) execute(ctx context.Context, claim *store.ExportClaim) {
 	log := e.log.With("job", j.ID, "kind", j.Kind, "attempt", j.Attempts)
 	log.InfoContext(ctx, "export: started")
 	started := time.Now()
+	e.m.begin()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	e.mu.Lock()
@@ -87,6 +88,7 @@ func (e *Exporter) execute(ctx context.Context, claim *store.ExportClaim) {
 		// lock goes with the claim, for the next runner.
 		log.InfoContext(ctx, "export: interrupted, to be run again", "resources", fin.Written)
 		removeFiles(ctx, files, log)
+		e.m.end(outcomeInterrupted, time.Since(started))
 		return
 	default:
 		fin.Outcome, fin.Err = OutcomeFailed, err
@@ -98,6 +100,7 @@ func (e *Exporter) execute(ctx context.Context, claim *store.ExportClaim) {
 	if fin.Outcome != OutcomeCompleted {
 		removeFiles(ctx, files, log)
 	}
+	e.m.end(fin.Outcome, time.Since(started))
 	if e.cfg.Finished != nil {
 		e.cfg.Finished(context.WithoutCancel(ctx), fin)
 	}
@@ -197,6 +200,8 @@ func (e *Exporter) write(ctx context.Context, claim *store.ExportClaim, prog *pr
 		}
 	}
 	pats := &patientSet{seen: map[string]struct{}{}}
+	written := tally{m: e.m}
+	defer written.flush()
 	for _, typ := range p.Types {
 		prog.typ.Store(&typ)
 		files.start(typ)
@@ -205,7 +210,9 @@ func (e *Exporter) write(ctx context.Context, claim *store.ExportClaim, prog *pr
 		n, err := claim.Export(ctx, q, p.Access[typ].store(), func(patientID, content []byte) error {
 			pats.add(patientID)
 			prog.written.Add(1)
-			return files.line(content)
+			n, err := files.line(content)
+			written.add(n)
+			return err
 		})
 		streamed := time.Since(began)
 		if err == nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
@@ -35,6 +36,8 @@ type rig struct {
 	params  *search.Registry
 	cfg     subscription.Config
 	service *subscription.Service
+	// reg, when set, serves the metrics of the runner start starts.
+	reg prometheus.Registerer
 
 	stopRunner func()
 }
@@ -86,6 +89,11 @@ func (r *rig) start(tb testing.TB) {
 		tb.Fatal("runner already running")
 	}
 	runner := subscription.NewRunner(r.st, r.types, r.params, r.cfg, testLog())
+	if r.reg != nil {
+		if err := runner.Register(r.reg); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()

@@ -34,6 +34,7 @@ type Runner struct {
 	cfg   Config
 	log   *slog.Logger
 	send  *sender
+	m     *metrics
 
 	// wake asks the loop for a round now; kick only to start workers.
 	wake, kick chan struct{}
@@ -70,11 +71,11 @@ type outcome struct {
 	drained bool
 }
 
-// NewRunner returns a Runner over st.
+// NewRunner returns a Runner over st. Register serves its metrics.
 func NewRunner(st Store, types *fhir.Registry, params *search.Registry, cfg Config, log *slog.Logger) *Runner {
 	return &Runner{
 		st: st, types: types, check: NewChecker(types, params, cfg), cfg: cfg, log: log,
-		send: newSender(cfg.Timeout),
+		send: newSender(cfg.Timeout), m: newMetrics(),
 		wake: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1),
 		subs: map[string]*sub{},
@@ -132,6 +133,8 @@ func (r *Runner) follow(ctx context.Context) error {
 		}
 	}
 	r.log.InfoContext(ctx, "subscriptions: this instance delivers")
+	r.m.leading.Store(true)
+	defer r.m.leading.Store(false)
 	return r.lead(ctx, feed)
 }
 
@@ -224,10 +227,15 @@ func (r *Runner) round(ctx context.Context, workers *sync.WaitGroup) (waiting bo
 	}
 	for {
 		start := time.Now()
-		n, w, err := r.st.MatchChanges(ctx, r.cfg.Batch, r.match)
+		queued := 0
+		n, w, err := r.st.MatchChanges(ctx, r.cfg.Batch, func(ctx context.Context, round *store.ChangeRound) error {
+			queued = 0 // a round run again starts over
+			return r.match(ctx, round, &queued)
+		})
 		if err != nil {
 			return false, err
 		}
+		r.m.matched.Add(float64(queued))
 		waiting = w
 		r.log.DebugContext(ctx, "subscriptions: matched", "changes", n, "waiting", w, "took", time.Since(start))
 		if n == 0 {
@@ -279,6 +287,7 @@ func (r *Runner) refresh(ctx context.Context) error {
 	for id, s := range r.subs {
 		if !seen[id] && !s.busy {
 			delete(r.subs, id)
+			r.m.waiting(id, time.Time{})
 		}
 	}
 	r.mu.Unlock()
@@ -357,8 +366,9 @@ func active(row store.SubscriptionRow, sp *Spec) bool {
 // match is one round of the change feed: the criteria of each active
 // subscription, restricted to the ids of its type changed since it was
 // activated and to its grant. Which subscriptions are active is read in
-// the round's transaction, which no activation can overlap.
-func (r *Runner) match(ctx context.Context, round *store.ChangeRound) error {
+// the round's transaction, which no activation can overlap. queued counts
+// the versions enqueued.
+func (r *Runner) match(ctx context.Context, round *store.ChangeRound, queued *int) error {
 	rows, err := round.LiveSubscriptions(ctx)
 	if err != nil {
 		return err
@@ -389,6 +399,7 @@ func (r *Runner) match(ctx context.Context, round *store.ChangeRound) error {
 			if err := round.Enqueue(ctx, row.ID, vs); err != nil {
 				return err
 			}
+			*queued += len(vs)
 			r.mu.Lock()
 			if s := r.subs[row.ID]; s != nil {
 				s.pending = true

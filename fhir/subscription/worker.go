@@ -32,7 +32,9 @@ func (r *Runner) handshake(ctx context.Context, row store.SubscriptionRow, sp *S
 	if sp.Payload != "" {
 		n.body = handshakeBundle(time.Now())
 	}
+	began := time.Now()
 	sendErr := r.send.send(actx, n)
+	r.m.sent(time.Since(began), true, sendErr)
 	state := row.State
 	status, errText := StatusActive, ""
 	if sendErr == nil {
@@ -79,8 +81,10 @@ func (r *Runner) deliver(ctx context.Context, row store.SubscriptionRow, sp *Spe
 			return r.later(row)
 		}
 		if len(events) == 0 {
+			r.m.waiting(row.ID, time.Time{})
 			return outcome{row: row, known: true, drained: true}
 		}
+		r.m.waiting(row.ID, events[0].Created)
 		for i := range events {
 			if ctx.Err() != nil {
 				return outcome{row: row, known: true}
@@ -91,6 +95,9 @@ func (r *Runner) deliver(ctx context.Context, row store.SubscriptionRow, sp *Spe
 				// tried again in the next round, without back-off.
 				r.log.ErrorContext(ctx, "subscriptions: delivery", "subscription", row.ID, "err", err)
 				return r.later(row)
+			}
+			if i+1 < len(events) && sendErr == nil {
+				r.m.waiting(row.ID, events[i+1].Created)
 			}
 			if sendErr != nil {
 				state := row.State
@@ -145,7 +152,11 @@ func (r *Runner) deliverOne(ctx context.Context, id string, sp *Spec, ev *store.
 		case errors.Is(err, fhir.ErrNotFound), errors.Is(err, fhir.ErrDeleted):
 			// Nothing left to send (the version cannot be read back).
 			r.log.WarnContext(ctx, "subscriptions: matched version is gone; event dropped", "subscription", id, "event", ev.Number)
-			return nil, r.st.EventDelivered(actx, id, ev.Number)
+			if err := r.st.EventDelivered(actx, id, ev.Number); err != nil {
+				return nil, err
+			}
+			r.m.notifications.WithLabelValues(outcomeDropped).Inc()
+			return nil, nil
 		case err != nil:
 			return nil, err
 		}
@@ -154,9 +165,12 @@ func (r *Runner) deliverOne(ctx context.Context, id string, sp *Spec, ev *store.
 		}
 	}
 	start := time.Now()
-	if err := r.send.send(actx, n); err != nil {
-		return err, nil
+	sendErr = r.send.send(actx, n)
+	r.m.sent(time.Since(start), false, sendErr)
+	if sendErr != nil {
+		return sendErr, nil
 	}
+	r.m.delivered(ev.Created)
 	r.log.DebugContext(ctx, "subscriptions: delivered", "subscription", id, "event", ev.Number,
 		"since_matched", start.Sub(ev.Created), "took", time.Since(start))
 	// Delivered; if this fails the event is sent again (at least once).
