@@ -136,7 +136,49 @@ func goalRange(low, high *quantityJSON, unit string) (Range, bool) {
 	return r, true
 }
 
-// goalRange returns the range a Goal sets for measure code at time at: of
+// InForce is what one measure's limits are for one patient at one time.
+type InForce struct {
+	// Measure is the rules' measure: its primary Code, Unit and defaults.
+	Measure *Measure
+	// Limits judge the patient's readings (Limits.Judge): the measure's
+	// defaults, or those WithRange of the patient's Goal.
+	Limits Limits
+	// Goal is the patient's own range when a Goal sets one, nil otherwise.
+	Goal *Range
+}
+
+// PatientLimits are a patient's Goals read against the rules: the one
+// answer to "which limits are in force for this patient and measure",
+// for the Interpreter that flags readings and for the pages that shade
+// and explain them.
+type PatientLimits struct {
+	rules *Rules
+	goals []goalVersion
+}
+
+// PatientLimits reads a patient's Goal rows: every version (to judge
+// readings as of when they were measured), or just the current ones (for
+// what is in force now).
+func (r *Rules) PatientLimits(goals []GoalRow) PatientLimits {
+	return PatientLimits{rules: r, goals: goalVersions(goals, r)}
+}
+
+// At returns the limits of the measure with LOINC code (its Code or one
+// of Also) in force at time at; ok is false for a code the rules do not
+// know.
+func (p PatientLimits) At(code string, at time.Time) (InForce, bool) {
+	m, ok := p.rules.Measure(code)
+	if !ok {
+		return InForce{}, false
+	}
+	f := InForce{Measure: m, Limits: m.Limits}
+	if r, ok := goalRangeAt(p.goals, m.Code, at); ok {
+		f.Limits, f.Goal = m.Limits.WithRange(r), &r
+	}
+	return f, true
+}
+
+// goalRangeAt returns the range a Goal sets for measure code at time at: of
 // the Goal versions in force then (since <= at < until, active, started),
 // the newest that targets code.
 func goalRangeAt(versions []goalVersion, code string, at time.Time) (Range, bool) {

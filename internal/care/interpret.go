@@ -129,14 +129,8 @@ func (in *Interpreter) Interpret(ctx context.Context, r *Reading) {
 
 // limits returns the limits of code for the patient at time at.
 func (in *Interpreter) limits(p *profile, code string, at time.Time) Limits {
-	m, ok := in.rules.Measure(code)
-	if !ok {
-		return Limits{}
-	}
-	if r, ok := goalRangeAt(p.goals, m.Code, at); ok {
-		return m.Limits.WithRange(r)
-	}
-	return m.Limits
+	f, _ := PatientLimits{rules: in.rules, goals: p.goals}.At(code, at)
+	return f.Limits
 }
 
 func (in *Interpreter) trendApplies(t *Trend, p *profile) bool {

@@ -150,8 +150,8 @@ func TestPlannedMeasures(t *testing.T) {
 		t.Fatalf("planned %+v, want %v", got, want)
 	}
 	for _, p := range got {
-		if want[p.code] != p.interval || !p.since.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
-			t.Errorf("%s: every %v since %v", p.code, p.interval, p.since)
+		if want[p.Code] != p.Interval || !p.Since.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
+			t.Errorf("%s: every %v since %v", p.Code, p.Interval, p.Since)
 		}
 	}
 }

@@ -198,19 +198,19 @@ func orUrgent(p Priority) Priority {
 	return p
 }
 
-// lowest and highest are the innermost limits of each side, for checks.
-func (l Limits) lowest() Band {
-	if l.Low.Set {
-		return l.Low
+// Normal returns the innermost band of each side: the plain band, or
+// the critical one where there is no plain one. A value either matches
+// is flagged (Judge); between them it is normal. A side without any band
+// is open (Set false).
+func (l Limits) Normal() (low, high Band) {
+	low, high = l.Low, l.High
+	if !low.Set {
+		low = l.CriticalLow
 	}
-	return l.CriticalLow
-}
-
-func (l Limits) highest() Band {
-	if l.High.Set {
-		return l.High
+	if !high.Set {
+		high = l.CriticalHigh
 	}
-	return l.CriticalHigh
+	return low, high
 }
 
 // worse reports whether flag a (with priority pa) is worse than b (pb):

@@ -33,14 +33,19 @@ type PlanRow struct {
 	Content     []byte
 }
 
-// planned is one measure a plan asks for.
-type planned struct {
-	plan     string
-	patient  string
-	code     string // the measure's primary LOINC code
-	name     string
-	interval time.Duration
-	since    time.Time
+// PlannedMeasure is one measure an active CarePlan asks a patient for.
+type PlannedMeasure struct {
+	// Plan is the CarePlan's id, Patient the patient's.
+	Plan, Patient string
+	// Code is the measure's primary LOINC code (Measure.Code), Name its
+	// name.
+	Code, Name string
+	// Interval is the time between two readings the plan expects
+	// (period / frequency).
+	Interval time.Duration
+	// Since is when the plan began (period.start, else when it was last
+	// written): the measure's start when no reading came yet.
+	Since time.Time
 }
 
 type planJSON struct {
@@ -83,9 +88,39 @@ func unitDuration(u string) time.Duration {
 	return 0
 }
 
+// Planned returns what the active CarePlans ask their patients to
+// measure: one entry per patient and measure, the most frequent plan
+// winning. The missed-measurement check and the patient's own page both
+// read plans through it.
+func (r *Rules) Planned(plans []PlanRow) []PlannedMeasure {
+	var out []PlannedMeasure
+	at := map[string]int{} // patient|code → index in out
+	for _, pl := range plans {
+		for _, p := range r.plannedMeasures(pl) {
+			k := p.Patient + "|" + p.Code
+			i, ok := at[k]
+			switch {
+			case !ok:
+				at[k] = len(out)
+				out = append(out, p)
+			case p.Interval < out[i].Interval:
+				out[i] = p
+			}
+		}
+	}
+	return out
+}
+
+// MissedAfter is how long after the last reading (or the plan's start) a
+// measure planned every interval counts as missed: interval times
+// MissedGrace.
+func (r *Rules) MissedAfter(interval time.Duration) time.Duration {
+	return time.Duration(float64(interval) * r.MissedGrace)
+}
+
 // plannedMeasures returns what plan asks to measure; activities the rules
 // do not know, or without a usable timing, ask for nothing.
-func (r *Rules) plannedMeasures(plan PlanRow) []planned {
+func (r *Rules) plannedMeasures(plan PlanRow) []PlannedMeasure {
 	var p planJSON
 	if json.Unmarshal(plan.Content, &p) != nil {
 		return nil
@@ -96,7 +131,7 @@ func (r *Rules) plannedMeasures(plan PlanRow) []planned {
 			since = t
 		}
 	}
-	var out []planned
+	var out []PlannedMeasure
 	for _, a := range p.Activity {
 		d := a.Detail
 		if d == nil || d.Code == nil || d.ScheduledTiming == nil || d.ScheduledTiming.Repeat == nil {
@@ -123,7 +158,7 @@ func (r *Rules) plannedMeasures(plan PlanRow) []planned {
 		if interval < time.Minute {
 			continue
 		}
-		out = append(out, planned{plan: plan.ID, patient: plan.Patient, code: m.Code, name: m.Name, interval: interval, since: since})
+		out = append(out, PlannedMeasure{Plan: plan.ID, Patient: plan.Patient, Code: m.Code, Name: m.Name, Interval: interval, Since: since})
 	}
 	return out
 }
@@ -215,22 +250,11 @@ func (e *Engine) checkMissed(ctx context.Context, now time.Time) (MissedResult, 
 	if err != nil {
 		return res, err
 	}
-	// One entry per patient and measure: the most frequent plan wins.
-	byKey := map[string]planned{}
-	for _, pl := range plans {
-		for _, p := range e.rules.plannedMeasures(pl) {
-			k := p.patient + "|missed|" + p.code
-			if cur, ok := byKey[k]; !ok || p.interval < cur.interval {
-				byKey[k] = p
-			}
-		}
-	}
-	list := make([]planned, 0, len(byKey))
-	patients := make([]string, 0, len(byKey))
-	codes := make([]string, 0, len(byKey))
-	for _, p := range byKey {
-		list = append(list, p)
-		patients, codes = append(patients, p.patient), append(codes, p.code)
+	list := e.rules.Planned(plans)
+	patients := make([]string, len(list))
+	codes := make([]string, len(list))
+	for i, p := range list {
+		patients[i], codes[i] = p.Patient, p.Code
 	}
 	res.Planned = len(list)
 	last, err := e.db.lastMeasured(ctx, patients, codes)
@@ -248,26 +272,26 @@ func (e *Engine) checkMissed(ctx context.Context, now time.Time) (MissedResult, 
 		}
 	}
 	for i, p := range list {
-		since := p.since
+		since := p.Since
 		if last[i] != nil {
 			since = *last[i]
 		}
-		key := "missed|" + p.code
-		overdue := now.Sub(since) > time.Duration(float64(p.interval)*e.rules.MissedGrace)
-		wasOpen := open[p.patient+"|"+key]
-		delete(open, p.patient+"|"+key)
+		key := "missed|" + p.Code
+		overdue := now.Sub(since) > e.rules.MissedAfter(p.Interval)
+		wasOpen := open[p.Patient+"|"+key]
+		delete(open, p.Patient+"|"+key)
 		switch {
 		case overdue && !wasOpen:
 			pr := &problem{
-				kind: TaskMissed, key: key, code: p.code, name: p.name, prio: PriorityRoutine,
-				focus: "CarePlan/" + p.plan, patient: p.patient, since: since,
+				kind: TaskMissed, key: key, code: p.Code, name: p.Name, prio: PriorityRoutine,
+				focus: "CarePlan/" + p.Plan, patient: p.Patient, since: since,
 			}
 			if err := e.wl.raise(ctx, pr); err != nil {
 				return res, err
 			}
 			res.Opened++
 		case !overdue && wasOpen:
-			if err := e.wl.resolve(ctx, p.patient, key, "readings resumed"); err != nil {
+			if err := e.wl.resolve(ctx, p.Patient, key, "readings resumed"); err != nil {
 				return res, err
 			}
 			res.Resolved++

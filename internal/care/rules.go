@@ -273,7 +273,7 @@ func (p *problems) measure(where string, f measureFile) Measure {
 	if l.High.Set && l.CriticalHigh.Set && l.CriticalHigh.Value < l.High.Value {
 		p.add("%s: critical_high (%g) is below high (%g)", where, l.CriticalHigh.Value, l.High.Value)
 	}
-	if lo, hi := l.lowest(), l.highest(); lo.Set && hi.Set && lo.Value > hi.Value {
+	if lo, hi := l.Normal(); lo.Set && hi.Set && lo.Value > hi.Value {
 		p.add("%s: the low limits (%g) are above the high ones (%g)", where, lo.Value, hi.Value)
 	}
 	return m

@@ -23,14 +23,17 @@ const (
 	SystemRule = "urn:vidda:care-rule"
 )
 
-// taskOpen reports whether a Task of status s still waits for someone.
-func taskOpen(s string) bool {
-	switch s {
-	case "draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold":
-		return true
-	}
-	return false
+// OpenTaskStatuses are the Task statuses (R4 task-status) of work still
+// waiting for someone: the worklist's, and what a search for open Tasks
+// asks for.
+func OpenTaskStatuses() []string {
+	return []string{"draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold"}
 }
+
+// TaskOpen reports whether a Task of status s still waits for someone
+// (one of OpenTaskStatuses). A closed Task stays closed: the next
+// flagged reading of its problem opens a new one.
+func TaskOpen(s string) bool { return slices.Contains(OpenTaskStatuses(), s) }
 
 // problem is what a Task is about.
 type problem struct {

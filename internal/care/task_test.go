@@ -52,7 +52,7 @@ func TestATaskGathersReadingsAndEscalates(t *testing.T) {
 	if got := TaskReadings(body); !slices.Equal(got, []string{"Observation/a", "Observation/b", "Observation/c"}) {
 		t.Errorf("readings %v", got)
 	}
-	if d.str("status") != "completed" || taskOpen(d.str("status")) {
+	if d.str("status") != "completed" || TaskOpen(d.str("status")) {
 		t.Errorf("status %s", d.str("status"))
 	}
 }

@@ -73,7 +73,7 @@ func (w *Worklist) raise(ctx context.Context, p *problem) error {
 		if err != nil {
 			return err
 		}
-		if !taskOpen(doc.str("status")) {
+		if !TaskOpen(doc.str("status")) {
 			if doc.refers(p.focus) {
 				return nil // this reading was handled: its Task is closed since
 			}
@@ -155,7 +155,7 @@ func (w *Worklist) complete(ctx context.Context, id, author, note string, a stor
 		if err != nil {
 			return err
 		}
-		if !taskOpen(doc.str("status")) {
+		if !TaskOpen(doc.str("status")) {
 			return fmt.Errorf("complete task %s: %w", id, ErrTaskClosed)
 		}
 		if err := doc.close(author, note, w.now()); err != nil {

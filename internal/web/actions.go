@@ -16,6 +16,7 @@ import (
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/care"
 )
 
 // What a nurse does from the patient page, each a form POST with the
@@ -69,7 +70,7 @@ func (p *Pages) closeTask(ctx context.Context, sess *auth.Session, id, note stri
 	if err := json.Unmarshal(st.Content, &task); err != nil {
 		return st.PatientID, fmt.Errorf("acknowledge: %w", err)
 	}
-	if s, _ := task["status"].(string); !taskOpen(s) {
+	if s, _ := task["status"].(string); !care.TaskOpen(s) {
 		return st.PatientID, fmt.Errorf("acknowledge: task is %s: %w", s, fhir.ErrVersionConflict)
 	}
 	who := ""

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vidda/vidda/fhir/store"
+	"github.com/vidda/vidda/internal/care"
 )
 
 // Server time of the dashboard's pages at a clinic's size, through the
@@ -75,7 +76,7 @@ func BenchmarkDashboardWorklist1000Patients200Tasks(b *testing.B) {
 		}
 		tasks["bt-"+id] = map[string]any{
 			"status": "requested", "intent": "order", "priority": prios[(i/5)%len(prios)],
-			"code": map[string]any{"coding": []any{map[string]any{"system": "urn:vidda:care-task", "code": taskReview}}},
+			"code": map[string]any{"coding": []any{map[string]any{"system": "urn:vidda:care-task", "code": care.TaskReview}}},
 			"for":  ref("Patient/" + id), "focus": ref("Observation/" + oid),
 			"authoredOn": now.Add(-time.Duration(i) * time.Minute).UTC().Format(time.RFC3339),
 		}

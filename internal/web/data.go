@@ -101,71 +101,29 @@ func (p *Pages) readPatient(ctx context.Context, pr *auth.Principal, id string) 
 	return &pt, nil
 }
 
-// patientLimits are the limits set for a patient by their active Goals
-// (Goal.target.measure a LOINC code, detailRange low/high), by code; when
-// several Goals set one, the newest wins. What the clinic's defaults add
-// is the care engine's (internal/care); the pages show the patient's own.
+// patientLimits are the limits in force now for a patient, by the codes
+// limits are set for (each part of a panel, or the measure): the clinic's
+// rules with the patient's active Goals over them, read by internal/care
+// exactly as the engine reads them when it flags a reading.
 func (p *Pages) patientLimits(ctx context.Context, pr *auth.Principal, patientID string) (limits, error) {
-	goals, err := p.searchAll(ctx, pr, "Goal", url.Values{
-		"patient": {patientID}, "lifecycle-status": {"active"}, "_sort": {"_lastUpdated"},
-	})
+	goals, err := p.searchAll(ctx, pr, "Goal", url.Values{"patient": {patientID}, "lifecycle-status": {"active"}})
 	if err != nil {
 		return nil, err
 	}
-	out := p.defaultLimits()
-	for _, st := range goals {
-		var g goalJSON
-		if err := json.Unmarshal(st.Content, &g); err != nil {
-			continue
-		}
-		for _, t := range g.Target {
-			if t.Measure == nil || t.DetailRange == nil {
-				continue
-			}
-			for _, c := range t.Measure.Coding {
-				if c.System != loincSystem && c.System != "" {
-					continue
-				}
-				var l limit // a Goal's ends are in range
-				if t.DetailRange.Low != nil {
-					l.Low = t.DetailRange.Low.Value
-				}
-				if t.DetailRange.High != nil {
-					l.High = t.DetailRange.High.Value
-				}
-				out[c.Code] = l
+	rows := make([]care.GoalRow, len(goals))
+	for i, st := range goals {
+		rows[i] = care.GoalRow{ID: st.ID, Version: st.VersionID, LastUpdated: st.LastUpdated, Content: st.Content}
+	}
+	inForce, now := p.rules.PatientLimits(rows), p.now()
+	out := limits{}
+	for i := range p.measures.list {
+		for _, c := range p.measures.list[i].goalCodes() {
+			if f, ok := inForce.At(c, now); ok {
+				out[c] = limitOf(f)
 			}
 		}
 	}
 	return out, nil
-}
-
-// defaultLimits are the clinic's default normal ranges (internal/care's
-// rules) by the codes limits are set for; none without rules.
-func (p *Pages) defaultLimits() limits {
-	out := limits{}
-	if p.deps.Rules == nil {
-		return out
-	}
-	for _, g := range p.measures.goalTargets() {
-		m, ok := p.deps.Rules.Measure(g.Code)
-		if !ok {
-			continue
-		}
-		l := limit{Default: true}
-		if b := m.Limits.Low; b.Set {
-			v := b.Value
-			l.Low, l.LowOut = &v, b.Cmp == care.AtOrBelow
-		}
-		if b := m.Limits.High; b.Set {
-			v := b.Value
-			l.High, l.HighOut = &v, b.Cmp == care.AtOrAbove
-		}
-		if l.set() {
-			out[g.Code] = l
-		}
-	}
-	return out
 }
 
 // auditEvent starts the AuditEvent of a page request by sess: who, from

@@ -174,72 +174,42 @@ type taskJSON struct {
 	AuthoredOn   string     `json:"authoredOn"`
 	LastModified string     `json:"lastModified"`
 	Owner        *reference `json:"owner"`
-	Input        []struct {
-		ValueReference *reference `json:"valueReference"`
-	} `json:"input"`
-	Extension []struct {
-		URL            string     `json:"url"`
-		ValueReference *reference `json:"valueReference"`
-	} `json:"extension"`
-	Note []struct {
+	Note         []struct {
 		Text string `json:"text"`
 		Time string `json:"time"`
 	} `json:"note"`
 	Reason *codeable `json:"reasonCode"`
+
+	// readings are the ids of the Observations the Task is about, oldest
+	// first (see decodeTask).
+	readings []string
 }
 
-// Task codes of the clinical review (internal/care).
-const (
-	taskReview = "review-reading"
-	taskMissed = "missed-measurement"
-)
-
-// openTaskStatuses are the Task statuses of work still to do.
-const openTaskStatuses = "requested,received,accepted,ready,in-progress,on-hold"
-
-func taskOpen(status string) bool {
-	switch status {
-	case "requested", "received", "accepted", "ready", "in-progress", "on-hold":
-		return true
+// decodeTask reads a stored Task, with the Observations it is about as
+// internal/care records them (care.TaskReadings: the focus, then further
+// readings).
+func decodeTask(content []byte) (taskJSON, bool) {
+	var t taskJSON
+	if json.Unmarshal(content, &t) != nil {
+		return taskJSON{}, false
 	}
-	return false
+	for _, ref := range care.TaskReadings(content) {
+		if id := (&reference{Reference: ref}).id("Observation"); id != "" {
+			t.readings = append(t.readings, id)
+		}
+	}
+	return t, true
 }
+
+// openTaskStatuses is the search of open Tasks: internal/care's
+// statuses of work still to do.
+func openTaskStatuses() string { return strings.Join(care.OpenTaskStatuses(), ",") }
 
 // priorityRank orders Task priorities most urgent first (R4
-// request-priority: stat > asap > urgent > routine); none comes last.
+// request-priority, as care.Priority orders them); none comes last.
 func priorityRank(p string) int {
-	switch p {
-	case "stat":
-		return 0
-	case "asap":
-		return 1
-	case "urgent":
-		return 2
-	case "routine":
-		return 3
-	}
-	return 4
-}
-
-// readingIDs are the Observations a Task is about: its focus, then the
-// further readings the care engine recorded (care.ExtensionReading, or
-// Task.input), oldest first.
-func (t *taskJSON) readingIDs() []string {
-	var out []string
-	if id := t.Focus.id("Observation"); id != "" {
-		out = append(out, id)
-	}
-	for _, e := range t.Extension {
-		if id := e.ValueReference.id("Observation"); e.URL == care.ExtensionReading && id != "" {
-			out = append(out, id)
-		}
-	}
-	for _, in := range t.Input {
-		if id := in.ValueReference.id("Observation"); id != "" {
-			out = append(out, id)
-		}
-	}
-	return out
+	pr, _ := care.ParsePriority(p)
+	return -int(pr)
 }
 
 // measureCode is the LOINC code a Task is about, when it says so itself
@@ -261,20 +231,6 @@ func (t *taskJSON) measureCode() string {
 	return ""
 }
 
-// goalJSON is what the pages read of a Goal: the limit per measure.
-type goalJSON struct {
-	ID              string     `json:"id"`
-	LifecycleStatus string     `json:"lifecycleStatus"`
-	Subject         *reference `json:"subject"`
-	Target          []struct {
-		Measure     *codeable `json:"measure"`
-		DetailRange *struct {
-			Low  *quantity `json:"low"`
-			High *quantity `json:"high"`
-		} `json:"detailRange"`
-	} `json:"target"`
-}
-
 // appointmentJSON is what the pages read of an Appointment.
 type appointmentJSON struct {
 	ID          string `json:"id"`
@@ -282,41 +238,4 @@ type appointmentJSON struct {
 	Start       string `json:"start"`
 	End         string `json:"end"`
 	Description string `json:"description"`
-}
-
-// carePlanJSON is what the pages read of a CarePlan: how often each
-// measure should come.
-type carePlanJSON struct {
-	Activity []struct {
-		Detail *struct {
-			Code            *codeable `json:"code"`
-			Status          string    `json:"status"`
-			ScheduledTiming *struct {
-				Repeat *struct {
-					Frequency  int     `json:"frequency"`
-					Period     float64 `json:"period"`
-					PeriodUnit string  `json:"periodUnit"`
-				} `json:"repeat"`
-			} `json:"scheduledTiming"`
-		} `json:"detail"`
-	} `json:"activity"`
-}
-
-// intervals are the expected time between readings per LOINC code.
-func (c *carePlanJSON) intervals() map[string]time.Duration {
-	out := map[string]time.Duration{}
-	for _, a := range c.Activity {
-		d := a.Detail
-		if d == nil || d.Code == nil || d.ScheduledTiming == nil || d.ScheduledTiming.Repeat == nil {
-			continue
-		}
-		r := d.ScheduledTiming.Repeat
-		unit := map[string]time.Duration{"s": time.Second, "min": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "wk": 7 * 24 * time.Hour, "mo": 30 * 24 * time.Hour}[r.PeriodUnit]
-		freq := max(r.Frequency, 1)
-		if unit == 0 || r.Period <= 0 {
-			continue
-		}
-		out[d.Code.code()] = time.Duration(r.Period * float64(unit) / float64(freq))
-	}
-	return out
 }

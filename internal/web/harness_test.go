@@ -24,6 +24,7 @@ import (
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/care"
 	"github.com/vidda/vidda/internal/db/dbtest"
 )
 
@@ -191,7 +192,7 @@ func (h *harness) task(id, patient, priority, obs string, authored time.Time) {
 	h.t.Helper()
 	body := map[string]any{
 		"status": "requested", "intent": "order", "priority": priority,
-		"code":       map[string]any{"coding": []any{map[string]any{"system": "urn:vidda:task", "code": taskReview}}},
+		"code":       map[string]any{"coding": []any{map[string]any{"system": "urn:vidda:task", "code": care.TaskReview}}},
 		"for":        ref("Patient/" + patient),
 		"authoredOn": authored.UTC().Format(time.RFC3339),
 	}

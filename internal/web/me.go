@@ -12,6 +12,7 @@ import (
 
 	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/care"
 )
 
 // The patient's own page (GET /me): their newest readings and the week in
@@ -53,7 +54,7 @@ type meVisit struct {
 
 // overdueFallback is how old the newest reading of a measure may get
 // before /me says it has not come, when no CarePlan says how often it
-// should (with one, 1.5 times its interval, as the care engine uses).
+// should (with one, the care engine's Rules.MissedAfter of its interval).
 const overdueFallback = 48 * time.Hour
 
 func (p *Pages) mePage(c *fiber.Ctx, sess *auth.Session) error {
@@ -117,10 +118,8 @@ func (p *Pages) loadMe(ctx context.Context, pr *auth.Principal, pid string, d *m
 		mm.Review = reviewText(l, reviews[m.Key])
 		d.Measures = append(d.Measures, mm)
 		due := overdueFallback
-		for _, c := range append(m.goalCodes(), m.Code) {
-			if iv, ok := intervals[c]; ok {
-				due = iv * 3 / 2
-			}
+		if iv, ok := intervals[m.Code]; ok {
+			due = p.rules.MissedAfter(iv)
 		}
 		if now.Sub(r.At) > due {
 			d.Overdue = append(d.Overdue, l.T("me.overdue", l.T("me.measure."+m.Key), l.DateTime(r.At)))
@@ -187,11 +186,11 @@ func (p *Pages) reviews(ctx context.Context, pr *auth.Principal, pid string) (ma
 	var obsIDs []string
 	decoded := make([]taskJSON, 0, len(tasks))
 	for _, st := range tasks {
-		var t taskJSON
-		if json.Unmarshal(st.Content, &t) != nil || t.Code.code() == taskMissed {
+		t, ok := decodeTask(st.Content)
+		if !ok || t.Code.code() == care.TaskMissed {
 			continue
 		}
-		if ids := t.readingIDs(); len(ids) > 0 {
+		if ids := t.readings; len(ids) > 0 {
 			obsIDs = append(obsIDs, ids[0])
 			decoded = append(decoded, t)
 		}
@@ -201,12 +200,12 @@ func (p *Pages) reviews(ctx context.Context, pr *auth.Principal, pid string) (ma
 		return nil, err
 	}
 	for _, t := range decoded {
-		r := readings[t.readingIDs()[0]]
+		r := readings[t.readings[0]]
 		if r == nil {
 			continue
 		}
 		at, _ := parseFHIRTime(t.LastModified)
-		s := seen{open: taskOpen(t.Status), at: at}
+		s := seen{open: care.TaskOpen(t.Status), at: at}
 		if old, ok := latest[r.m.Key]; !ok || s.open || (!old.open && at.After(old.at)) {
 			latest[r.m.Key] = s
 		}
@@ -222,22 +221,21 @@ func (p *Pages) reviews(ctx context.Context, pr *auth.Principal, pid string) (ma
 	return out, nil
 }
 
-// planIntervals are the expected intervals between readings from the
-// patient's active CarePlans, by LOINC code.
+// planIntervals are the intervals between readings the patient's active
+// CarePlans expect, by the measure's primary LOINC code, as the care
+// engine's missed-measurement check reads them (care.Rules.Planned).
 func (p *Pages) planIntervals(ctx context.Context, pr *auth.Principal, pid string) (map[string]time.Duration, error) {
 	plans, err := p.searchAll(ctx, pr, "CarePlan", url.Values{"patient": {pid}, "status": {"active"}})
 	if err != nil {
 		return nil, err
 	}
+	rows := make([]care.PlanRow, len(plans))
+	for i, st := range plans {
+		rows[i] = care.PlanRow{ID: st.ID, Version: st.VersionID, Patient: pid, LastUpdated: st.LastUpdated, Content: st.Content}
+	}
 	out := map[string]time.Duration{}
-	for _, st := range plans {
-		var cp carePlanJSON
-		if json.Unmarshal(st.Content, &cp) != nil {
-			continue
-		}
-		for code, d := range cp.intervals() {
-			out[code] = d
-		}
+	for _, pm := range p.rules.Planned(rows) {
+		out[pm.Code] = pm.Interval
 	}
 	return out, nil
 }

@@ -1,5 +1,7 @@
 package web
 
+import "github.com/vidda/vidda/internal/care"
+
 // The measures the pages know how to show: the vital signs Vidda's
 // devices send (see devices/codes.go for the mapping from device
 // readings), with how to write and chart them. A measure with parts (blood
@@ -108,29 +110,43 @@ func (t *measureTable) goalTargets() []goalTarget {
 	return out
 }
 
-// limit is the range a patient's values should stay within; either end
-// may be open. A Goal's ends are inside the range (FHIR ranges are
-// inclusive); a clinic default may leave its end outside ("at or above
-// 180" flags 180): LowOut and HighOut say so.
+// limit is what is in force for one value of a measure (the measure, or
+// one part of a panel) for a patient: internal/care's answer
+// (care.PatientLimits), the limits the engine flags readings by. Low and
+// High are the ends of the normal range as a chart shades it (nil: open);
+// whether a value on an end is normal is the rules' to say (within).
 type limit struct {
-	Low, High       *float64
-	LowOut, HighOut bool
-	// Default is true for the clinic's default, false for the patient's
-	// own Goal.
+	Low, High *float64
+	// Default is true for the clinic's default, false where the patient's
+	// own Goal sets the range.
 	Default bool
+	// Goal is the patient's own range, nil without one.
+	Goal *care.Range
+	// Defaults are the measure's default limits (the Goal form's
+	// placeholders).
+	Defaults care.Limits
+	judge    care.Limits
+}
+
+// limitOf is the limit of what care says is in force.
+func limitOf(f care.InForce) limit {
+	l := limit{Default: f.Goal == nil, Goal: f.Goal, Defaults: f.Measure.Limits, judge: f.Limits}
+	lo, hi := f.Limits.Normal()
+	if lo.Set {
+		l.Low = &lo.Value
+	}
+	if hi.Set {
+		l.High = &hi.Value
+	}
+	return l
 }
 
 func (l limit) set() bool { return l.Low != nil || l.High != nil }
 
-// within reports whether v is inside the range.
+// within reports whether v is normal by the limits (care.Limits.Judge).
 func (l limit) within(v float64) bool {
-	switch {
-	case l.Low != nil && (v < *l.Low || (l.LowOut && v == *l.Low)):
-		return false
-	case l.High != nil && (v > *l.High || (l.HighOut && v == *l.High)):
-		return false
-	}
-	return true
+	f, _ := l.judge.Judge(v)
+	return !f.Abnormal()
 }
 
 // limits are a patient's limits by the code they are set for.

@@ -117,7 +117,7 @@ func TestAPatientSeesOnlyTheirOwnPageAndNoDashboard(t *testing.T) {
 		t.Fatalf("GET /me: %d %s", resp.StatusCode, body)
 	}
 	for _, s := range []string{
-		"Hello, Astrid Nilsson", "128/82", "Your blood pressure this week: 2 readings; highest 152/95 mmHg on",
+		"Hello, Astrid Nilsson", "128/82", "Your blood pressure this week: all within your limits; highest 152/95 mmHg on",
 		`href="/visit/visit-1"`, "Your nurse has been told", "If a device stops sending",
 	} {
 		if !strings.Contains(body, s) {
@@ -255,16 +255,17 @@ func TestThePatientPageChartsTrendsWithTheLimitsBandAndEditsGoals(t *testing.T) 
 			t.Errorf("the patient page lacks %q", s)
 		}
 	}
-	// Weight has no limit: a chart without a band.
-	if strings.Count(body, `<rect class="band`) != 1 {
-		t.Errorf("%d limit bands, want 1 (systolic only)", strings.Count(body, `<rect class="band`))
+	// Systolic has the patient's Goal, diastolic the clinic's default;
+	// weight has no limit in the rules: a chart without a band.
+	if n := strings.Count(body, `<rect class="band`); n != 2 || !strings.Contains(body, "Systolic: Limits 95–133 mmHg; Diastolic: At most 110 mmHg (clinic default)") {
+		t.Errorf("%d limit bands, want 2 (systolic's Goal, diastolic's default)", n)
 	}
 	// Clearing both ends cancels the Goal: the clinic's defaults apply.
 	if resp, _ := ingrid.do(http.MethodPost, "/app/patients/p1/goals", url.Values{"code": {"8480-6"}, "low": {""}, "high": {""}}); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("clear goal: %d", resp.StatusCode)
 	}
-	if _, body = ingrid.get("/app/patients/p1"); strings.Contains(body, `<rect class="band`) {
-		t.Error("a cancelled Goal still draws a band")
+	if _, body = ingrid.get("/app/patients/p1"); strings.Contains(body, "95–133") || !strings.Contains(body, "Systolic: Limits 90–180 mmHg (clinic default)") {
+		t.Error("a cancelled Goal still draws its band, or the default does not come back")
 	}
 }
 

@@ -3,7 +3,6 @@ package web
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"html/template"
 	"net/url"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/care"
 )
 
 // The patient page (GET /app/patients/{id}?days=7|30|90): the newest value
@@ -154,7 +154,7 @@ func (p *Pages) loadPatient(ctx context.Context, pr *auth.Principal, d *patientD
 		})
 		d.Charts = append(d.Charts, cv)
 	}
-	tasks, err := p.searchAll(ctx, pr, "Task", url.Values{"patient": {d.PatientID}, "status": {openTaskStatuses}})
+	tasks, err := p.searchAll(ctx, pr, "Task", url.Values{"patient": {d.PatientID}, "status": {openTaskStatuses()}})
 	if err != nil {
 		return err
 	}
@@ -163,15 +163,24 @@ func (p *Pages) loadPatient(ctx context.Context, pr *auth.Principal, d *patientD
 	}
 	for _, g := range p.measures.goalTargets() {
 		gv := goalView{Code: g.Code, Label: l.T("measure." + g.Key), Unit: g.M.Shown}
-		low, high := &gv.Low, &gv.High
-		if lim := lims[g.Code]; lim.Default {
-			low, high = &gv.DefLow, &gv.DefHigh
+		lim := lims[g.Code]
+		// The fields hold the patient's own Goal; an end it leaves open
+		// shows the clinic's default, which still applies there.
+		num := func(v *float64) string {
+			if v == nil {
+				return ""
+			}
+			return l.Num(*v, g.M.Decimals)
 		}
-		if lim := lims[g.Code]; lim.Low != nil {
-			*low = l.Num(*lim.Low, g.M.Decimals)
+		if lim.Goal != nil {
+			gv.Low, gv.High = num(lim.Goal.Low), num(lim.Goal.High)
 		}
-		if lim := lims[g.Code]; lim.High != nil {
-			*high = l.Num(*lim.High, g.M.Decimals)
+		dlo, dhi := lim.Defaults.Normal()
+		if dlo.Set {
+			gv.DefLow = num(&dlo.Value)
+		}
+		if dhi.Set {
+			gv.DefHigh = num(&dhi.Value)
 		}
 		d.Goals = append(d.Goals, gv)
 	}
@@ -184,12 +193,12 @@ func (p *Pages) taskViews(ctx context.Context, pr *auth.Principal, l *Localizer,
 	decoded := make([]taskJSON, 0, len(tasks))
 	var obsIDs []string
 	for _, st := range tasks {
-		var t taskJSON
-		if json.Unmarshal(st.Content, &t) != nil || !taskOpen(t.Status) {
+		t, ok := decodeTask(st.Content)
+		if !ok || !care.TaskOpen(t.Status) {
 			continue
 		}
 		decoded = append(decoded, t)
-		if ids := t.readingIDs(); len(ids) > 0 {
+		if ids := t.readings; len(ids) > 0 {
 			obsIDs = append(obsIDs, ids[len(ids)-1])
 		}
 	}
@@ -204,7 +213,7 @@ func (p *Pages) taskViews(ctx context.Context, pr *auth.Principal, l *Localizer,
 	for i := range decoded {
 		t := &decoded[i]
 		var r *shownReading
-		if ids := t.readingIDs(); len(ids) > 0 {
+		if ids := t.readings; len(ids) > 0 {
 			r = readings[ids[len(ids)-1]]
 		}
 		v := taskView{ID: t.ID, Problem: p.problem(l, t, r), Priority: cmp.Or(t.Priority, "routine")}

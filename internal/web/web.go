@@ -112,8 +112,9 @@ type Deps struct {
 	Listen *pgx.ConnConfig
 	// Acknowledge, when not nil, closes Tasks (internal/care's Worklist).
 	Acknowledge Acknowledger
-	// Rules, when not nil, are the clinic's default limits (internal/care),
-	// shown where a patient has no Goal of their own.
+	// Rules are the clinic's rules the care engine judges by
+	// (internal/care): the limits the pages shade and the planned
+	// measures /me warns about. Nil: the built-in care.DefaultRules.
 	Rules *care.Rules
 }
 
@@ -127,6 +128,7 @@ type Pages struct {
 	cats     *catalogs
 	zone     *time.Location
 	measures *measureTable
+	rules    *care.Rules
 	hub      *hub
 	now      func() time.Time
 }
@@ -152,9 +154,15 @@ func New(deps Deps, cfg Config, log *slog.Logger) (*Pages, error) {
 	if err != nil {
 		return nil, err
 	}
+	rules := deps.Rules
+	if rules == nil {
+		if rules, err = care.DefaultRules(); err != nil {
+			return nil, err
+		}
+	}
 	p := &Pages{
 		cfg: cfg, deps: deps, log: log, pages: map[string]*template.Template{}, cats: cats, zone: zone,
-		measures: newMeasureTable(), now: time.Now,
+		measures: newMeasureTable(), rules: rules, now: time.Now,
 	}
 	p.hub = newHub(deps.Listen, log)
 	for _, name := range pageNames() {

@@ -15,6 +15,7 @@ import (
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
+	"github.com/vidda/vidda/internal/care"
 )
 
 // The worklist (GET /app): the open Tasks of the patients the signed-in
@@ -82,15 +83,15 @@ func (p *Pages) serveWorklist(c *fiber.Ctx, sess *auth.Session, tmpl string) err
 // worklist reads and orders the open Tasks pr may see; patients are the
 // distinct patients listed, for the audit trail.
 func (p *Pages) worklist(ctx context.Context, pr *auth.Principal, l *Localizer) ([]worklistRow, []string, error) {
-	tasks, err := p.searchAll(ctx, pr, "Task", url.Values{"status": {openTaskStatuses}})
+	tasks, err := p.searchAll(ctx, pr, "Task", url.Values{"status": {openTaskStatuses()}})
 	if err != nil {
 		return nil, nil, err
 	}
 	decoded := make([]taskJSON, 0, len(tasks))
 	var patientIDs, obsIDs []string
 	for _, st := range tasks {
-		var t taskJSON
-		if err := json.Unmarshal(st.Content, &t); err != nil || !taskOpen(t.Status) {
+		t, ok := decodeTask(st.Content)
+		if !ok || !care.TaskOpen(t.Status) {
 			continue
 		}
 		pid := t.For.id("Patient")
@@ -100,7 +101,7 @@ func (p *Pages) worklist(ctx context.Context, pr *auth.Principal, l *Localizer) 
 		t.For = &reference{Reference: "Patient/" + pid}
 		decoded = append(decoded, t)
 		patientIDs = append(patientIDs, pid)
-		if ids := t.readingIDs(); len(ids) > 0 {
+		if ids := t.readings; len(ids) > 0 {
 			obsIDs = append(obsIDs, ids[len(ids)-1])
 		}
 	}
@@ -132,7 +133,7 @@ func (p *Pages) worklist(ctx context.Context, pr *auth.Principal, l *Localizer) 
 		}
 		row.Since, _ = parseFHIRTime(t.AuthoredOn)
 		var r *shownReading
-		if ids := t.readingIDs(); len(ids) > 0 {
+		if ids := t.readings; len(ids) > 0 {
 			r = readings[ids[len(ids)-1]]
 		}
 		row.Problem = p.problem(l, t, r)
@@ -168,9 +169,9 @@ func (p *Pages) problem(l *Localizer, t *taskJSON, r *shownReading) string {
 		m = p.measures.of(c)
 	}
 	switch {
-	case code == taskMissed && m != nil:
+	case code == care.TaskMissed && m != nil:
 		return l.T("problem.missed", l.T("measure."+m.Key))
-	case code == taskMissed:
+	case code == care.TaskMissed:
 		return l.T("problem.missed.any")
 	case m != nil:
 		return l.T("measure." + m.Key)
