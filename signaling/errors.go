@@ -1,6 +1,9 @@
 package signaling
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // The visit layer's errors. The HTTP edge maps them to statuses; over the
 // websocket they become an error message with the code of ProtocolError.
@@ -28,3 +31,17 @@ var (
 	// ErrStopped: the visit layer is shutting down.
 	ErrStopped = errors.New("video visits are shutting down")
 )
+
+// ElsewhereError: another instance serves the visit (it owns the visit
+// and this instance has no room for it), so the call must go there: the
+// HTTP edge redirects it to BaseURL, as a join is answered with that
+// instance's websocket.
+type ElsewhereError struct {
+	// Instance is the owner's VIDDA_INSTANCE_ID, BaseURL its own public
+	// base URL.
+	Instance, BaseURL string
+}
+
+func (e *ElsewhereError) Error() string {
+	return fmt.Sprintf("this visit is served by instance %s at %s", e.Instance, e.BaseURL)
+}

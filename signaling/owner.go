@@ -25,7 +25,11 @@ import (
 // token signed with the key the instances share; asked to open the room
 // over a websocket, it refuses with "elsewhere". An instance that stops
 // deletes its rows, so its visits move to whichever instance is asked
-// next; one that dies holds them until the lease runs out.
+// next; one that dies holds them until the lease runs out. The
+// practitioners' calls on a visit (its state, admit, remove, end) reaching
+// an instance without its room, while another owns it, fail with
+// *ElsewhereError naming the owner, which the HTTP edge turns into a
+// redirect there.
 
 // Owner is the instance that serves a visit.
 type Owner struct {
@@ -47,6 +51,9 @@ type Pinning interface {
 	// that succeeds is kept for a while without a room (the join token
 	// handed out with it may still be used).
 	Claim(ctx context.Context, appointmentID string) (Owner, error)
+	// Lookup returns the instance holding a live lease on the visit,
+	// without claiming it; false when none does.
+	Lookup(ctx context.Context, appointmentID string) (Owner, bool, error)
 	// Hold keeps the claim while the visit's room lives here.
 	Hold(appointmentID string)
 	// Release: the room is gone; the claim lapses.
@@ -173,6 +180,23 @@ func (o *Owners) Claim(ctx context.Context, appointmentID string) (Owner, error)
 		}
 	}
 	return Owner{}, fmt.Errorf("claim visit %s: its owner keeps changing", appointmentID)
+}
+
+// Lookup implements Pinning.
+func (o *Owners) Lookup(ctx context.Context, appointmentID string) (Owner, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
+	defer cancel()
+	var own Owner
+	err := o.db.QueryRow(ctx, `SELECT instance_id, base_url FROM visit_owner WHERE appointment_id = $1 AND lease_until > now()`, appointmentID).
+		Scan(&own.Instance, &own.BaseURL)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Owner{}, false, nil
+	case err != nil:
+		return Owner{}, false, fmt.Errorf("owner of visit %s: %w", appointmentID, err)
+	}
+	own.Self = own.Instance == o.cfg.Instance
+	return own, true, nil
 }
 
 // Hold implements Pinning.

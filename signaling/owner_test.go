@@ -114,6 +114,10 @@ type elsewhere struct{}
 func (elsewhere) Claim(context.Context, string) (Owner, error) {
 	return Owner{Instance: "other", BaseURL: "https://other.example"}, nil
 }
+
+func (elsewhere) Lookup(context.Context, string) (Owner, bool, error) {
+	return Owner{Instance: "other", BaseURL: "https://other.example"}, true, nil
+}
 func (elsewhere) Hold(string)    {}
 func (elsewhere) Release(string) {}
 
@@ -139,4 +143,49 @@ func TestAJoinTokenForAVisitServedElsewhereNamesTheOwner(t *testing.T) {
 			t.Fatalf("got %v, want ErrKeyNotShared", err)
 		}
 	})
+}
+
+func TestAPractitionersCallOnAVisitServedElsewhereNamesTheOwner(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.TokenKey = make([]byte, 32) })
+	f.appointment(t, "a1", "booked", "p1", "c1")
+	f.v.pin = elsewhere{}
+	ctx, c1 := context.Background(), clinicianActor("c1")
+	calls := map[string]func(Actor) error{
+		"state":  func(who Actor) error { _, err := f.v.State(ctx, who, "a1"); return err },
+		"admit":  func(who Actor) error { return f.v.Admit(ctx, who, "a1", "Patient/p1") },
+		"remove": func(who Actor) error { return f.v.Remove(ctx, who, "a1", "Patient/p1") },
+		"end":    func(who Actor) error { return f.v.End(ctx, who, "a1") },
+	}
+	for name, call := range calls {
+		t.Run(name+" by its practitioner is sent to the owner", func(t *testing.T) {
+			var away *ElsewhereError
+			if err := call(c1); !errors.As(err, &away) || away.BaseURL != "https://other.example" || away.Instance != "other" {
+				t.Fatalf("got %v, want *ElsewhereError naming https://other.example", err)
+			}
+		})
+		t.Run(name+" by anyone else is refused here, owner unnamed", func(t *testing.T) {
+			if err := call(patientActor("p1")); !errors.Is(err, ErrNotPractitioner) && !errors.Is(err, ErrNotParticipant) {
+				t.Fatalf("got %v, want a refusal", err)
+			}
+		})
+	}
+}
+
+func TestLookupNamesTheOwnerWithoutClaiming(t *testing.T) {
+	pool := dbtest.PoolFor(t, dbtest.NewDatabase(t))
+	a, b := newOwners(t, pool, "a", time.Minute), newOwners(t, pool, "b", time.Minute)
+	ctx := context.Background()
+	if _, ok, err := b.Lookup(ctx, "v1"); ok || err != nil {
+		t.Fatalf("a visit nobody claimed has an owner (%v, %v)", ok, err)
+	}
+	if _, ok, _ := b.Lookup(ctx, "v1"); ok {
+		t.Fatal("looking claimed the visit")
+	}
+	mustClaim(t, a, "v1")
+	if own, ok, err := b.Lookup(ctx, "v1"); !ok || err != nil || own.Self || own.Instance != "a" || own.BaseURL != "https://a.example" {
+		t.Fatalf("b's lookup of a's visit: %+v %v %v", own, ok, err)
+	}
+	if own, ok, _ := a.Lookup(ctx, "v1"); !ok || !own.Self {
+		t.Fatalf("a's lookup of its own visit: %+v %v", own, ok)
+	}
 }

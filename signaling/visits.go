@@ -221,7 +221,12 @@ func (v *Visits) State(ctx context.Context, who Actor, appointmentID string) (*V
 	if appt != nil {
 		patient = appt.patient
 	}
-	v.record(ctx, who, audit.KindRead, appointmentID, patient, "video visit state", err)
+	if err == nil {
+		err = v.elsewhere(ctx, appointmentID)
+	}
+	if !isElsewhere(err) { // the owner records the read it answers
+		v.record(ctx, who, audit.KindRead, appointmentID, patient, "video visit state", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -240,9 +245,14 @@ func (v *Visits) State(ctx context.Context, who Actor, appointmentID string) (*V
 func (v *Visits) Admit(ctx context.Context, who Actor, appointmentID, participant string) error {
 	appt, ref, err := v.practitionerOfVisit(ctx, who, appointmentID)
 	if err == nil {
+		err = v.elsewhere(ctx, appointmentID)
+	}
+	if err == nil {
 		err = v.inRoom(appointmentID, func(r *room) error { return r.admit(ref, participant) })
 	}
-	v.record(ctx, who, audit.KindVideoAdmit, appointmentID, patientOf(appt), "admitted "+participant, err)
+	if !isElsewhere(err) {
+		v.record(ctx, who, audit.KindVideoAdmit, appointmentID, patientOf(appt), "admitted "+participant, err)
+	}
 	return err
 }
 
@@ -250,26 +260,53 @@ func (v *Visits) Admit(ctx context.Context, who Actor, appointmentID, participan
 func (v *Visits) Remove(ctx context.Context, who Actor, appointmentID, participant string) error {
 	appt, ref, err := v.practitionerOfVisit(ctx, who, appointmentID)
 	if err == nil {
+		err = v.elsewhere(ctx, appointmentID)
+	}
+	if err == nil {
 		err = v.inRoom(appointmentID, func(r *room) error { return r.remove(ref, participant) })
 	}
-	v.record(ctx, who, audit.KindVideoLeave, appointmentID, patientOf(appt), "removed "+participant, err)
+	if !isElsewhere(err) {
+		v.record(ctx, who, audit.KindVideoLeave, appointmentID, patientOf(appt), "removed "+participant, err)
+	}
 	return err
 }
 
 // End ends the visit for everyone (practitioners only): the Encounter is
 // finished and the Appointment fulfilled. With no room on this instance
-// it still finishes an Encounter left in progress.
+// it still finishes an Encounter left in progress, unless another
+// instance serves the visit (*ElsewhereError: its room ends there).
 func (v *Visits) End(ctx context.Context, who Actor, appointmentID string) error {
 	appt, ref, err := v.practitionerOfVisit(ctx, who, appointmentID)
 	if err == nil {
 		if r := v.existing(appointmentID); r != nil {
 			err = r.end(ctx, "ended by "+ref)
-		} else {
+		} else if err = v.elsewhere(ctx, appointmentID); err == nil {
 			err = v.endWithoutRoom(ctx, appt)
 		}
 	}
-	v.record(ctx, who, audit.KindVideoLeave, appointmentID, patientOf(appt), "ended the visit", err)
+	if !isElsewhere(err) {
+		v.record(ctx, who, audit.KindVideoLeave, appointmentID, patientOf(appt), "ended the visit", err)
+	}
 	return err
+}
+
+// elsewhere is an *ElsewhereError when the visit of id has no room here
+// and another instance owns it; nil when it is this instance's to serve
+// (its room is here, it owns it, or nobody does).
+func (v *Visits) elsewhere(ctx context.Context, id string) error {
+	if v.pin == nil || v.existing(id) != nil {
+		return nil
+	}
+	own, ok, err := v.pin.Lookup(ctx, id)
+	if err != nil || !ok || own.Self {
+		return err
+	}
+	return &ElsewhereError{Instance: own.Instance, BaseURL: own.BaseURL}
+}
+
+func isElsewhere(err error) bool {
+	var e *ElsewhereError
+	return errors.As(err, &e)
 }
 
 func (v *Visits) endWithoutRoom(ctx context.Context, appt *appointment) error {

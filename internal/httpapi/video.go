@@ -36,6 +36,11 @@ type Visits interface {
 //	POST /video/visits/{appointmentId}/end     (its practitioners)
 //	GET  /video/ws?visit={appointmentId}       the websocket; the join token is its first message
 //
+// A visit's room lives on the instance that owns it (signaling/owner.go).
+// Asked for a join token, another instance answers with the owner's
+// websocket URL; asked for the state, admit, remove or end, it redirects
+// (307) to the same route on the owner.
+//
 // The HTTP routes take a bearer token or a session cookie (with the CSRF
 // token on POST), like every other route. The websocket takes none: the
 // join token in its first message is its credential, and it is never in
@@ -123,7 +128,7 @@ func (s *Server) visitState(c *fiber.Ctx) error {
 	}
 	st, err := s.deps.Visits.State(c.UserContext(), visitActor(c), id)
 	if err != nil {
-		return videoError(err)
+		return videoFailure(c, err)
 	}
 	return c.JSON(st)
 }
@@ -161,7 +166,7 @@ func (s *Server) manageVisit(c *fiber.Ctx, act func(context.Context, signaling.A
 		return err
 	}
 	if err := act(c.UserContext(), visitActor(c), id, who); err != nil {
-		return videoError(err)
+		return videoFailure(c, err)
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
@@ -173,9 +178,27 @@ func (s *Server) endVisit(c *fiber.Ctx) error {
 		return err
 	}
 	if err := s.deps.Visits.End(c.UserContext(), visitActor(c), id); err != nil {
-		return videoError(err)
+		return videoFailure(c, err)
 	}
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// videoFailure answers a practitioner's call on a visit that failed. A
+// visit another instance serves is a 307 to the same path and query there
+// (method and body kept), as a join is answered with that instance's
+// websocket; browsers and Go's client follow it, with the session cookie
+// or bearer token while the owner's base URL is on the same host (each
+// instance under its own path of the public site, see deploy/README.md).
+// The rest is videoError's.
+func videoFailure(c *fiber.Ctx, err error) error {
+	var away *signaling.ElsewhereError
+	if !errors.As(err, &away) {
+		return videoError(err)
+	}
+	loc := strings.TrimSuffix(away.BaseURL, "/") + string(c.Request().URI().RequestURI())
+	c.Set(fiber.HeaderLocation, loc)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusTemporaryRedirect).JSON(fiber.Map{"servedAt": away.BaseURL, "instance": away.Instance})
 }
 
 // videoError maps the visit layer's errors to statuses; anything else is
