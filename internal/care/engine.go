@@ -219,19 +219,3 @@ func (e *Engine) review(ctx context.Context, r flagged) error {
 	}
 	return e.wl.raise(ctx, p)
 }
-
-// RunOnce handles the whole outbox and runs the missed-measurement check
-// once, at now, without the leader lock: for tests and tools that know no
-// engine runs.
-func (e *Engine) RunOnce(ctx context.Context, now time.Time) (MissedResult, error) {
-	for {
-		handled, total, err := e.round(ctx)
-		if err != nil {
-			return MissedResult{}, err
-		}
-		if total < e.cfg.Batch || handled == 0 {
-			break
-		}
-	}
-	return e.checkMissed(ctx, now)
-}

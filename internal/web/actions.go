@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -16,7 +17,6 @@ import (
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/audit"
 	"github.com/vidda/vidda/internal/auth"
-	"github.com/vidda/vidda/internal/care"
 )
 
 // What a nurse does from the patient page, each a form POST with the
@@ -66,38 +66,15 @@ func (p *Pages) closeTask(ctx context.Context, sess *auth.Session, id, note stri
 	if err != nil {
 		return "", fmt.Errorf("acknowledge: %w", err)
 	}
-	var task map[string]any
-	if err := json.Unmarshal(st.Content, &task); err != nil {
-		return st.PatientID, fmt.Errorf("acknowledge: %w", err)
+	if sess.Principal.PractitionerID == "" {
+		return st.PatientID, fmt.Errorf("acknowledge: only a practitioner owns an acknowledgement: %w", auth.ErrForbidden)
 	}
-	if s, _ := task["status"].(string); !care.TaskOpen(s) {
-		return st.PatientID, fmt.Errorf("acknowledge: task is %s: %w", s, fhir.ErrVersionConflict)
+	if p.deps.Acknowledge == nil {
+		return st.PatientID, errors.New("acknowledge: the pages were given no worklist")
 	}
-	who := ""
-	if sess.Principal.PractitionerID != "" {
-		who = "Practitioner/" + sess.Principal.PractitionerID
-	}
-	if p.deps.Acknowledge != nil && who != "" {
-		if err := p.deps.Acknowledge.Acknowledge(ctx, id, who, note); err != nil {
-			return st.PatientID, fmt.Errorf("acknowledge: %w", err)
-		}
-		return st.PatientID, nil
-	}
-	now := p.now().UTC().Format(time.RFC3339)
-	task["status"] = "completed"
-	task["lastModified"] = now
-	if who != "" {
-		task["owner"] = map[string]any{"reference": who}
-	}
-	if note != "" {
-		n := map[string]any{"text": note, "time": now}
-		if who != "" {
-			n["authorReference"] = map[string]any{"reference": who}
-		}
-		notes, _ := task["note"].([]any)
-		task["note"] = append(notes, n)
-	}
-	if err := p.write(ctx, "Task", id, st.VersionID, task, a); err != nil {
+	// care.Worklist.Acknowledge completes it (or answers ErrTaskClosed),
+	// as the engine's own Tasks are completed.
+	if err := p.deps.Acknowledge.Acknowledge(ctx, id, "Practitioner/"+sess.Principal.PractitionerID, note); err != nil {
 		return st.PatientID, fmt.Errorf("acknowledge: %w", err)
 	}
 	return st.PatientID, nil

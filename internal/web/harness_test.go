@@ -74,7 +74,7 @@ func newHarness(tb testing.TB, cfg Config) *harness {
 	}
 	h.pages, err = New(Deps{
 		Accounts: h.sessions, Recorder: h.auditor, Store: h.st, Types: h.types, Params: h.params,
-		Audit: h.auditor, Listen: h.pool.Config().ConnConfig,
+		Audit: h.auditor, Listen: h.pool.Config().ConnConfig, Acknowledge: care.NewWorklist(h.st, care.NewDB(h.pool), h.types),
 	}, cfg, log)
 	if err != nil {
 		tb.Fatal(err)
@@ -192,7 +192,7 @@ func (h *harness) task(id, patient, priority, obs string, authored time.Time) {
 	h.t.Helper()
 	body := map[string]any{
 		"status": "requested", "intent": "order", "priority": priority,
-		"code":       map[string]any{"coding": []any{map[string]any{"system": "urn:vidda:task", "code": care.TaskReview}}},
+		"code":       map[string]any{"coding": []any{map[string]any{"system": care.SystemTask, "code": care.TaskReview}}},
 		"for":        ref("Patient/" + patient),
 		"authoredOn": authored.UTC().Format(time.RFC3339),
 	}

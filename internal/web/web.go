@@ -47,8 +47,7 @@ type SignInRecorder interface {
 }
 
 // Acknowledger closes a worklist Task for a practitioner with a note;
-// internal/care provides it. Without one the pages close the Task
-// themselves through the store (see acknowledge.go).
+// internal/care's Worklist is one.
 type Acknowledger interface {
 	Acknowledge(ctx context.Context, taskID, practitionerRef, note string) error
 }
@@ -110,7 +109,8 @@ type Deps struct {
 	// Listen is how to open the connection that LISTENs for worklist
 	// changes (one per process); nil: the live stream only keeps alive.
 	Listen *pgx.ConnConfig
-	// Acknowledge, when not nil, closes Tasks (internal/care's Worklist).
+	// Acknowledge closes Tasks (internal/care's Worklist); without it a
+	// nurse cannot acknowledge from the pages.
 	Acknowledge Acknowledger
 	// Rules are the clinic's rules the care engine judges by
 	// (internal/care): the limits the pages shade and the planned

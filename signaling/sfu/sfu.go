@@ -309,12 +309,6 @@ func (s *SFU) TCPAddr() net.Addr {
 	return s.tcp.Addr()
 }
 
-// Run blocks until ctx is done, then closes the SFU.
-func (s *SFU) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return s.Close()
-}
-
 // Close closes every participant's PeerConnection and the sockets. It is
 // safe to call more than once.
 func (s *SFU) Close() error {
