@@ -226,7 +226,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	tokens := auth.NewBackend(auth.NewClients(pool), keys, auth.BackendConfig{TokenURL: cfg.http.TokenURL()}, log)
 	exports := cfg.export.exporter(st, types, params, cfg.consumer.ClientID, auditRecorder(auditor), log)
-	if err := errors.Join(exports.Register(metrics), notifier.Register(metrics)); err != nil {
+	if err := errors.Join(exports.Register(metrics), notifier.Register(metrics), review.Register(metrics)); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	users, sessions, pages, err := cfg.signIn.build(pool, cfg.http, signInRecorder(auditor),

@@ -57,8 +57,11 @@ func newMetrics() *metrics {
 	return m
 }
 
-// Register adds the exporter's metrics to reg.
+// Register adds the exporter's metrics to reg; nil registers nothing.
 func (e *Exporter) Register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
 	m := e.m
 	for _, c := range []prometheus.Collector{m.queued, m.started, m.finished, m.running, m.resources, m.bytes, m.duration} {
 		if err := reg.Register(c); err != nil {

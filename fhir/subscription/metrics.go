@@ -97,8 +97,11 @@ func (m *metrics) waiting(id string, oldest time.Time) {
 	m.oldest[id] = oldest
 }
 
-// Register adds the runner's metrics to reg.
+// Register adds the runner's metrics to reg; nil registers nothing.
 func (r *Runner) Register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
 	m := r.m
 	for _, c := range []prometheus.Collector{m.notifications, m.handshakes, m.matched, m.send, m.latency, &collector{r: r, d: newDescs()}} {
 		if err := reg.Register(c); err != nil {

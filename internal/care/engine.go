@@ -61,10 +61,13 @@ type Engine struct {
 	log   *slog.Logger
 }
 
-// NewEngine returns an Engine over pool, writing Tasks to st.
+// NewEngine returns an Engine over pool, writing Tasks to st. Register
+// serves its metrics.
 func NewEngine(pool *pgxpool.Pool, st Store, types *fhir.Registry, in *Interpreter, cfg EngineConfig, log *slog.Logger) *Engine {
 	db := NewDB(pool)
-	return &Engine{pool: pool, db: db, in: in, wl: NewWorklist(st, db, types), rules: in.Rules(), cfg: cfg, log: log}
+	wl := NewWorklist(st, db, types)
+	wl.m = in.m
+	return &Engine{pool: pool, db: db, in: in, wl: wl, rules: in.Rules(), cfg: cfg, log: log}
 }
 
 // Interpreter returns the engine's Interpreter (the ingestion hook).
@@ -106,6 +109,7 @@ func (e *Engine) session(ctx context.Context) error {
 	// What changed while no connection listened went unheard.
 	e.in.InvalidateAll()
 	leading := false
+	defer e.in.m.leading.Store(false) // the lock goes with the connection
 	nextMissed := time.Now()
 	for {
 		if !leading {
@@ -114,6 +118,7 @@ func (e *Engine) session(ctx context.Context) error {
 			}
 			if leading {
 				e.log.InfoContext(ctx, "care: this instance runs the worklist")
+				e.in.m.leading.Store(true)
 			}
 		}
 		wait := e.cfg.Poll
@@ -123,6 +128,7 @@ func (e *Engine) session(ctx context.Context) error {
 				res, err := e.checkMissed(ctx, now)
 				if err != nil {
 					e.log.WarnContext(ctx, "care: missed-measurement check failed", "err", err)
+					e.in.m.fail(stageMissed)
 				} else if res.Opened+res.Resolved > 0 {
 					e.log.InfoContext(ctx, "care: missed-measurement check", "planned", res.Planned, "opened", res.Opened, "resolved", res.Resolved)
 				}
@@ -172,6 +178,7 @@ func (e *Engine) drain(ctx context.Context) bool {
 	handled, total, err := e.round(ctx)
 	if err != nil {
 		e.log.WarnContext(ctx, "care: worklist round failed", "err", err)
+		e.in.m.fail(stageRound)
 		return false
 	}
 	return total == e.cfg.Batch && handled > 0
@@ -189,6 +196,7 @@ func (e *Engine) round(ctx context.Context) (handled, total int, err error) {
 	for _, r := range rows {
 		if err := e.review(ctx, r); err != nil {
 			e.log.WarnContext(ctx, "care: reading not reviewed yet", "observation", r.id, "patient", r.patient, "err", err)
+			e.in.m.fail(stageReview)
 			if ctx.Err() != nil {
 				break
 			}
@@ -200,6 +208,7 @@ func (e *Engine) round(ctx context.Context) (handled, total int, err error) {
 		if err := e.db.done(context.WithoutCancel(ctx), done); err != nil {
 			return 0, len(rows), err
 		}
+		e.in.m.review(len(done))
 	}
 	return len(done), len(rows), nil
 }
@@ -212,6 +221,7 @@ func (e *Engine) review(ctx context.Context, r flagged) error {
 	p, err := e.rules.reviewProblem(r.id, r.patient, r.content)
 	if err != nil {
 		e.log.WarnContext(ctx, "care: flagged reading not understood, skipped", "observation", r.id, "err", err)
+		e.in.m.fail(stageRule)
 		return nil
 	}
 	if p == nil {

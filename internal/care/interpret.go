@@ -78,6 +78,7 @@ type Interpreter struct {
 	src   Source
 	cfg   InterpreterConfig
 	log   *slog.Logger
+	m     *metrics // shared with the Engine built on it
 
 	mu    sync.Mutex
 	cache map[string]*profile
@@ -95,7 +96,7 @@ type profile struct {
 
 // NewInterpreter returns an Interpreter of rules reading patients from src.
 func NewInterpreter(rules *Rules, src Source, cfg InterpreterConfig, log *slog.Logger) *Interpreter {
-	return &Interpreter{rules: rules, src: src, cfg: cfg, log: log, cache: map[string]*profile{}}
+	return &Interpreter{rules: rules, src: src, cfg: cfg, log: log, m: newMetrics(), cache: map[string]*profile{}}
 }
 
 // Rules returns the rules the Interpreter judges by.
@@ -145,6 +146,7 @@ func (in *Interpreter) rose(ctx context.Context, t *Trend, r *Reading) bool {
 	low, ok, err := in.src.LowestSince(lctx, r.Patient, r.Code, r.At.Add(-t.Within), r.At)
 	if err != nil {
 		in.log.WarnContext(ctx, "care: trend lookup failed; reading judged without it", "patient", r.Patient, "rule", t.Name, "err", err)
+		in.m.fail(stageTrend)
 		return false
 	}
 	return ok && r.Value-low > t.RiseAbove
@@ -166,6 +168,7 @@ func (in *Interpreter) profile(ctx context.Context, patient string) *profile {
 	p, err := in.load(lctx, patient)
 	if err != nil {
 		in.log.WarnContext(ctx, "care: limits lookup failed; reading judged by the defaults", "patient", patient, "err", err)
+		in.m.fail(stageLimits)
 		return &profile{}
 	}
 	p.until = now.Add(in.cfg.CacheTTL)

@@ -31,6 +31,7 @@ type Worklist struct {
 	db    *DB
 	types *fhir.Registry
 	now   func() time.Time
+	m     *metrics // nil: not counted
 }
 
 // NewWorklist returns a Worklist writing Tasks to st.
@@ -79,11 +80,15 @@ func (w *Worklist) raise(ctx context.Context, p *problem) error {
 			}
 			return w.reopen(ctx, p, id)
 		}
+		was, _ := ParsePriority(doc.str("priority"))
 		changed, err := doc.addReading(p, w.now())
 		if err != nil || !changed {
 			return err
 		}
 		err = w.write(ctx, id, cur.VersionID, p, doc)
+		if err == nil && p.prio > was {
+			w.m.escalate()
+		}
 		if !errors.Is(err, fhir.ErrPreconditionFailed) {
 			return err
 		}
@@ -115,7 +120,13 @@ func (w *Worklist) write(ctx context.Context, id string, ifMatch int64, p *probl
 	if err != nil {
 		return err
 	}
-	return w.put(ctx, id, ifMatch, body, store.Access{})
+	if err := w.put(ctx, id, ifMatch, body, store.Access{}); err != nil {
+		return err
+	}
+	if doc == nil {
+		w.m.open(p.kind)
+	}
+	return nil
 }
 
 func (w *Worklist) put(ctx context.Context, id string, ifMatch int64, body []byte, a store.Access) error {
@@ -166,6 +177,13 @@ func (w *Worklist) complete(ctx context.Context, id, author, note string, a stor
 			return err
 		}
 		err = w.put(ctx, id, cur.VersionID, body, a)
+		if err == nil {
+			if author == "" {
+				w.m.close(closedByEngine)
+			} else {
+				w.m.close(closedByPractitioner)
+			}
+		}
 		if !errors.Is(err, fhir.ErrPreconditionFailed) {
 			return err
 		}
