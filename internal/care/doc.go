@@ -58,6 +58,7 @@
 // write (migration 00011).
 //
 // It imports fhir and fhir/store (the Store interface is what it needs of
-// the store; cmd connects them), and pgx for its own tables and for the
+// the store; cmd connects them), devices for the code table (what a
+// measure is: its codes, name and unit; the rules add limits), and pgx for its own tables and for the
 // read-only queries of limits, trends and missed measurements.
 package care

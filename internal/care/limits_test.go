@@ -164,6 +164,8 @@ func TestParseRulesSaysWhatIsWrong(t *testing.T) {
 		{"a trend without a rise", `{"measures":[],"trends":[{"name":"t","code":"1-1","within":"1h","priority":"urgent"}]}`, "rise_above"},
 		{"a bad category", `{"measures":[],"trends":[{"name":"t","code":"1-1","rise_above":1,"within":"1h","priority":"urgent","care_plan_category":"84114007"}]}`, "system|code"},
 		{"grace below one", `{"measures":[],"missed":{"grace":0.5}}`, "grace"},
+		{"a unit devices do not write", `{"measures":[{"code":"29463-7","unit":"[lb_av]"}]}`, "devices write 29463-7 in kg, not [lb_av]"},
+		{"a measure devices do not send, unnamed", `{"measures":[{"code":"1-1"}]}`, "measures[0].name is missing"},
 		{"two values", `{"measures":[]} {}`, "more than one"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -197,4 +199,29 @@ func FuzzParseRules(f *testing.F) {
 			t.Fatalf("accepted %v %v %v", r.LateAfter, r.MissedEvery, r.MissedGrace)
 		}
 	})
+}
+
+// TestRulesTakeCodesNamesAndUnitsFromTheDevicesTable: the built-in rules
+// give only limits; what a measure is comes from devices.Measures.
+func TestRulesTakeCodesNamesAndUnitsFromTheDevicesTable(t *testing.T) {
+	r := mustRules(t)
+	for code, want := range map[string]Measure{
+		"2708-6":  {Code: "59408-5", Name: "Oxygen saturation", Unit: "%"},
+		"8480-6":  {Code: "8480-6", Name: "Systolic blood pressure", Unit: "mm[Hg]"},
+		"85354-9": {Code: "85354-9", Name: "Blood pressure", Unit: "mm[Hg]"},
+		"15074-8": {Code: "15074-8", Name: "Blood glucose", Unit: "mmol/L"},
+		"29463-7": {Code: "29463-7", Name: "Body weight", Unit: "kg"},
+	} {
+		m, ok := r.Measure(code)
+		if !ok || m.Code != want.Code || m.Name != want.Name || m.Unit != want.Unit {
+			t.Errorf("%s: got %+v, want %s %q in %s", code, m, want.Code, want.Name, want.Unit)
+		}
+	}
+	own, err := ParseRules([]byte(`{"measures":[{"code":"29463-7","name":"Weight at home","also":["3141-9"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := own.Measure("3141-9"); !ok || m.Name != "Weight at home" || m.Unit != "kg" {
+		t.Errorf("a file's own name and codes: %+v", m)
+	}
 }

@@ -2,13 +2,17 @@ package care
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/vidda/vidda/devices"
 )
 
 // defaultRules is the clinic-wide defaults vidda ships (rules.json): the
@@ -34,13 +38,18 @@ func DefaultRules() (*Rules, error) {
 // The file is JSON:
 //
 //	{"late_after": "1h",
-//	 "measures": [{"code": "59408-5", "also": ["2708-6"], "name": "Oxygen saturation", "unit": "%",
+//	 "measures": [{"code": "59408-5",
 //	               "low": {"below": 92, "priority": "urgent"},
 //	               "critical_low": {"below": 88, "priority": "stat"},
 //	               "high": {"at_or_above": 180, "priority": "urgent"}, "critical_high": {...}}],
 //	 "trends": [{"name": "weight-gain", "code": "29463-7", "rise_above": 2, "within": "72h",
 //	             "priority": "urgent", "care_plan_category": "http://snomed.info/sct|84114007"}],
 //	 "missed": {"check_every": "1m", "grace": 1.5}}
+//
+// A measure devices send (devices.Measures) takes its other codes
+// ("also"), name and unit from the code table; the file may add codes and
+// another name, and a unit only if it is the table's. Other measures must
+// give a name (and a unit for Goals in it to count).
 //
 // A band names exactly one comparison, so the file says which side of a
 // limit is normal: "below" (value < x), "at_or_below" (<=), "above" (>),
@@ -259,8 +268,22 @@ func (p *problems) measure(where string, f measureFile) Measure {
 			p.add("%s.also[%d]: %q is not a LOINC code", where, j, c)
 		}
 	}
-	if strings.TrimSpace(f.Name) == "" {
-		p.add("%s.name is missing", where)
+	// A measure devices send takes its other codes, name and unit from
+	// the code table (devices.Measures); the file gives only limits.
+	if dm, ok := devices.MeasureByCode(f.Code); ok {
+		for _, c := range dm.LOINC {
+			if c.Code != m.Code && !slices.Contains(m.Also, c.Code) {
+				m.Also = append(m.Also, c.Code)
+			}
+		}
+		m.Name = cmp.Or(m.Name, dm.Text)
+		if m.Unit != "" && m.Unit != dm.Unit.UCUM {
+			p.add("%s.unit: devices write %s in %s, not %s", where, f.Code, dm.Unit.UCUM, m.Unit)
+		}
+		m.Unit = dm.Unit.UCUM
+	}
+	if strings.TrimSpace(m.Name) == "" {
+		p.add("%s.name is missing (%s is not a measure devices send)", where, f.Code)
 	}
 	m.Limits.Low = p.band(where+".low", f.Low, false)
 	m.Limits.CriticalLow = p.band(where+".critical_low", f.CriticalLow, false)

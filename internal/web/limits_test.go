@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidda/vidda/devices"
 	"github.com/vidda/vidda/internal/auth"
 	"github.com/vidda/vidda/internal/care"
 )
@@ -78,5 +79,20 @@ func TestThePagesShowTheLimitsTheEngineJudgesBy(t *testing.T) {
 		if got := !lims[code].Default; got != own {
 			t.Errorf("%s: the pages show the patient's own limits %v, want %v", code, got, own)
 		}
+	}
+}
+
+// TestThePagesShowEveryMeasureDevicesSend: a reading type added to the
+// code table needs a presentation here (and, by TestCatalogsHaveTheSameKeys
+// and the catalog checks, its names), or its readings would not show.
+func TestThePagesShowEveryMeasureDevicesSend(t *testing.T) {
+	pres := presentations()
+	for _, m := range devices.Measures() {
+		if _, ok := pres[m.Key]; !ok {
+			t.Errorf("devices send %s (%s); the pages do not show it", m.Key, m.Code())
+		}
+	}
+	if len(pres) != len(measures()) {
+		t.Errorf("%d presentations for %d measures: one names no devices measure", len(pres), len(measures()))
 	}
 }

@@ -1,19 +1,28 @@
 package web
 
-import "github.com/vidda/vidda/internal/care"
+import (
+	"cmp"
+
+	"github.com/vidda/vidda/devices"
+	"github.com/vidda/vidda/internal/care"
+)
 
 // The measures the pages know how to show: the vital signs Vidda's
-// devices send (see devices/codes.go for the mapping from device
-// readings), with how to write and chart them. A measure with parts (blood
-// pressure) keeps its values in Observation.component, one per part, and
-// its limits are set per part: Goals for systolic and diastolic pressure.
+// devices send. Codes, parts and units come from the devices' code table
+// (devices.Measures); the pages add only how to write and chart them
+// (presentations) and their names in each language (the catalogs'
+// measure.<Key>, keyed by the devices' measure key). A measure with parts
+// (blood pressure) keeps its values in Observation.component, one per
+// part, and its limits are set per part: Goals for systolic and diastolic
+// pressure.
 
 // loincSystem is the code system of every Observation.code the pages read.
-const loincSystem = "http://loinc.org"
+const loincSystem = devices.SystemLOINC
 
 // measure is one vital sign on the pages.
 type measure struct {
-	// Key names the measure in the catalogs (measure.<Key>, ...).
+	// Key names the measure in the catalogs (measure.<Key>, ...): the
+	// devices' measure key.
 	Key string
 	// Code is the LOINC code of Observation.code; Alt are other codes
 	// devices use for the same measure (SpO2 by pulse oximetry or not).
@@ -24,8 +33,8 @@ type measure struct {
 	Unit, Shown string
 	// Decimals is how many digits follow the decimal sign.
 	Decimals int
-	// Parts are the components of a panel (systolic, diastolic); nil for a
-	// measure with one value.
+	// Parts are the components of a panel that every reading has
+	// (systolic, diastolic); nil for a measure with one value.
 	Parts []part
 	// Lo and Hi are the smallest range a chart shows, so that a steady
 	// series is not blown up into noise.
@@ -35,21 +44,51 @@ type measure struct {
 // part is one component of a panel.
 type part struct{ Key, Code string }
 
-// measures lists the measures in the order the pages show them.
-func measures() []measure {
-	return []measure{
-		{
-			Key: "bp", Code: "85354-9", Unit: "mm[Hg]", Shown: "mmHg", Lo: 60, Hi: 160,
-			Parts: []part{{"systolic", "8480-6"}, {"diastolic", "8462-4"}},
-		},
-		{Key: "spo2", Code: "59408-5", Alt: []string{"2708-6"}, Unit: "%", Shown: "%", Lo: 85, Hi: 100},
-		{Key: "hr", Code: "8867-4", Unit: "/min", Shown: "/min", Lo: 50, Hi: 110},
-		{Key: "weight", Code: "29463-7", Unit: "kg", Shown: "kg", Decimals: 1, Lo: 60, Hi: 80},
-		{Key: "temp", Code: "8310-5", Unit: "Cel", Shown: "°C", Decimals: 1, Lo: 36, Hi: 38.5},
-		{Key: "resp", Code: "9279-1", Unit: "/min", Shown: "/min", Lo: 10, Hi: 25},
-		{Key: "glucose", Code: "2339-0", Unit: "mg/dL", Shown: "mg/dL", Lo: 70, Hi: 180},
-		{Key: "glucosemol", Code: "15074-8", Unit: "mmol/L", Shown: "mmol/L", Decimals: 1, Lo: 4, Hi: 10},
+// presentation is how the pages write and chart a measure.
+type presentation struct {
+	Decimals int
+	Lo, Hi   float64
+	// Shown replaces the devices' unit display ("beats/minute", the
+	// English valueQuantity.unit) where the pages write it shorter.
+	Shown string
+}
+
+// presentations are by the devices' measure key.
+func presentations() map[string]presentation {
+	return map[string]presentation{
+		"blood-pressure":   {Lo: 60, Hi: 160},
+		"spo2":             {Lo: 85, Hi: 100},
+		"heart-rate":       {Lo: 50, Hi: 110, Shown: "/min"},
+		"weight":           {Decimals: 1, Lo: 60, Hi: 80},
+		"temperature":      {Decimals: 1, Lo: 36, Hi: 38.5},
+		"respiratory-rate": {Lo: 10, Hi: 25, Shown: "/min"},
+		"glucose":          {Lo: 70, Hi: 180},
+		"glucose-mmol-l":   {Decimals: 1, Lo: 4, Hi: 10},
 	}
+}
+
+// measures lists the measures in the order the pages show them (the code
+// table's): every devices measure that has a presentation.
+func measures() []measure {
+	pres := presentations()
+	var out []measure
+	for _, dm := range devices.Measures() {
+		pr, ok := pres[dm.Key]
+		if !ok {
+			continue
+		}
+		m := measure{Key: dm.Key, Code: dm.Code(), Unit: dm.Unit.UCUM, Shown: cmp.Or(pr.Shown, dm.Unit.Display), Decimals: pr.Decimals, Lo: pr.Lo, Hi: pr.Hi}
+		for _, c := range dm.LOINC[1:] {
+			m.Alt = append(m.Alt, c.Code)
+		}
+		for _, p := range dm.Parts {
+			if p.Required {
+				m.Parts = append(m.Parts, part{p.Key, p.Code()})
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // measureTable finds measures by any of their codes.
@@ -96,7 +135,7 @@ func (t *measureTable) goalTargets() []goalTarget {
 	var out []goalTarget
 	for i := range t.list {
 		m := &t.list[i]
-		if m.Key == "glucosemol" {
+		if m.Key == "glucose-mmol-l" {
 			continue // one glucose limit, in the unit most meters here use
 		}
 		if len(m.Parts) == 0 {

@@ -248,7 +248,7 @@ func TestThePatientPageChartsTrendsWithTheLimitsBandAndEditsGoals(t *testing.T) 
 	_, body = ingrid.get("/app/patients/p1?days=30")
 	for _, s := range []string{
 		`<svg class="chart"`, `<polyline class="line line-0"`, `<polyline class="line line-1"`, `<rect class="band band-0"`,
-		"Limits 95–133 mmHg", `class="pt out pt-0"`, `<title id="chart-bp-t">Blood pressure, last 30 days</title>`,
+		"Limits 95–133 mmHg", `class="pt out pt-0"`, `<title id="chart-blood-pressure-t">Blood pressure, last 30 days</title>`,
 		`<label for="low-8480-6">`, `value="133"`, "71.5 kg",
 	} {
 		if !strings.Contains(body, s) {
