@@ -119,6 +119,13 @@ func sameName(a, b *topMember) bool {
 // without building trees for their values; it checks the whole document's
 // syntax and refuses duplicate member names.
 func scanTop(data []byte) ([]topMember, error) {
+	return scanTopInto(data, make([]topMember, 0, 24))
+}
+
+// scanTopInto is scanTop appending to members: a caller that keeps the
+// members only while it runs passes an array on its stack, so that the
+// ingest path does not allocate them per reading.
+func scanTopInto(data []byte, members []topMember) ([]topMember, error) {
 	s := scanner{data: data}
 	s.skipSpace()
 	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
@@ -126,7 +133,6 @@ func scanTop(data []byte) ([]topMember, error) {
 	}
 	s.pos++
 	s.depth = 1
-	members := make([]topMember, 0, 24)
 	s.skipSpace()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
 		s.pos++

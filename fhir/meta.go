@@ -39,7 +39,8 @@ func WithMeta(raw []byte, id, versionID string, lastUpdated time.Time) ([]byte, 
 	if y := lastUpdated.Year(); y < 1 || y > 9999 {
 		return nil, fmt.Errorf("with meta: lastUpdated %v is outside years 0001-9999", lastUpdated)
 	}
-	members, err := scanTop(raw)
+	var top [24]topMember // on the stack: WithMeta runs for every stored reading
+	members, err := scanTopInto(raw, top[:0])
 	if err != nil {
 		return nil, fmt.Errorf("with meta: %w", err)
 	}
@@ -47,9 +48,10 @@ func WithMeta(raw []byte, id, versionID string, lastUpdated time.Time) ([]byte, 
 	if err != nil {
 		return nil, fmt.Errorf("with meta: %w", err)
 	}
-	var metaMembers []topMember
+	var metaTop [8]topMember
+	metaMembers := metaTop[:0]
 	if meta != nil {
-		if metaMembers, err = scanTop(meta.raw); err != nil {
+		if metaMembers, err = scanTopInto(meta.raw, metaMembers); err != nil {
 			return nil, fmt.Errorf("with meta: meta: %w", err)
 		}
 	}
