@@ -44,6 +44,7 @@ type Options struct {
 type Result struct {
 	Visits, Participants int
 	Window               time.Duration
+	NominalPPS           float64 // what the peers are paced to send
 	SentPPS              float64 // peers → SFU
 	ForwardedPPS         float64 // SFU → peers, as the SFU counts
 	ReceivedPPS          float64 // arrived at the peers
@@ -140,6 +141,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, ctx.Err()
 	}
 
+	child.send(message{Op: "window", Start: true})
 	s0, err := child.stats(ctx)
 	if err != nil {
 		return res, err
@@ -156,6 +158,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	child.send(message{Op: "window"})
 	sent1, recv1 := totals(clients)
 	cpu1, self1 := procCPU(child.cmd.Process.Pid), selfCPU()
 	window := time.Since(t0)
@@ -163,6 +166,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	secs := window.Seconds()
 	res.Window = window
+	res.NominalPPS = float64(res.Participants) * (o.VideoPPS + o.AudioPPS)
 	res.SentPPS = float64(sent1-sent0) / secs
 	res.ForwardedPPS = float64(s1.Out-s0.Out) / secs
 	res.ReceivedPPS = float64(recv1-recv0) / secs

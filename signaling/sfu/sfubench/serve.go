@@ -32,6 +32,7 @@ type message struct {
 	In        uint64                 `json:"in,omitempty"`
 	Out       uint64                 `json:"out,omitempty"`
 	AudioOnly int                    `json:"audio_only,omitempty"`
+	Start     bool                   `json:"start,omitempty"`
 }
 
 // event is a signaling.MediaEvent on the wire.
@@ -43,11 +44,21 @@ type event struct {
 	State       string                   `json:"state,omitempty"`
 }
 
+// Hooks are what the SFU process does around a run besides forwarding.
+type Hooks struct {
+	// Window, if not nil, runs when the measured window starts (true) and
+	// ends (false): a CPU profile of the steady state only, without the
+	// DTLS handshakes and negotiations of the connect phase.
+	Window func(start bool)
+	// Loaded, if not nil, runs when the commands end, before the peers
+	// close (a heap profile).
+	Loaded func()
+}
+
 // Serve runs an SFU with cfg and obeys the generator's commands from r
-// (connect, remote, candidate, admit, close, stats), writing the peers'
-// events and the answers to w, until r ends or ctx is done. loaded, if
-// not nil, runs when r ends, before the peers close (a heap profile).
-func Serve(ctx context.Context, cfg sfu.Config, r io.Reader, w io.Writer, log *slog.Logger, loaded func()) error {
+// (connect, remote, candidate, admit, close, stats, window), writing the
+// peers' events and the answers to w, until r ends or ctx is done.
+func Serve(ctx context.Context, cfg sfu.Config, r io.Reader, w io.Writer, log *slog.Logger, hooks Hooks) error {
 	s, err := sfu.New(cfg, log) //nolint:contextcheck // opening sockets does not block
 	if err != nil {
 		return err
@@ -65,12 +76,18 @@ func Serve(ctx context.Context, cfg sfu.Config, r io.Reader, w io.Writer, log *s
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			return fmt.Errorf("sfubench: bad command: %w", err)
 		}
+		if m.Op == "window" {
+			if hooks.Window != nil {
+				hooks.Window(m.Start)
+			}
+			continue
+		}
 		if err := obey(ctx, s, peers, out, m); err != nil {
 			out.write(message{Op: "error", ID: m.ID, Error: err.Error()})
 		}
 	}
-	if loaded != nil {
-		loaded()
+	if hooks.Loaded != nil {
+		hooks.Loaded()
 	}
 	for _, p := range peers {
 		_ = p.Close()
