@@ -160,7 +160,11 @@ func (s *SFU) buildAPI() error {
 
 	var se webrtc.SettingEngine
 	se.LoggerFactory = logs
-	udpMux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), s.udp)
+	conn := s.udp
+	if uc, ok := s.udp.(*net.UDPConn); ok {
+		conn = newBatchUDP(uc)
+	}
+	udpMux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), conn)
 	se.SetICEUDPMux(udpMux)
 	s.udpMux = udpMux
 	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
