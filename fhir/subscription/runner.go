@@ -352,6 +352,7 @@ func (r *Runner) retire(ctx context.Context, s *sub, reason string) {
 	r.log.InfoContext(ctx, "subscriptions: subscription stopped", "subscription", s.row.ID, "reason", reason)
 	r.mu.Lock()
 	delete(r.subs, s.row.ID)
+	r.m.waiting(s.row.ID, time.Time{})
 	r.mu.Unlock()
 }
 
