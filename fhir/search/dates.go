@@ -3,7 +3,7 @@ package search
 import (
 	"errors"
 	"fmt"
-	"regexp"
+	"sync"
 	"time"
 )
 
@@ -17,19 +17,15 @@ type Range struct {
 // ErrBadDate reports a value that is not a FHIR date, dateTime or instant.
 var ErrBadDate = errors.New("not a FHIR date, dateTime or instant")
 
-// dateRe matches the R4 dateTime grammar: year, month, day, then a time with
-// optional fraction that requires a zone.
-func dateRe() *regexp.Regexp {
-	return regexp.MustCompile(`^(\d{4})(-(\d{2})(-(\d{2})(T(\d{2}):(\d{2})(:(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$`)
-}
-
 // DateParser parses FHIR dates into ranges. Build it once; it is safe for
 // concurrent use.
 type DateParser struct {
-	re *regexp.Regexp
 	// Zone is used for values without a zone (dates and search values like
 	// "2026-11-20T10:00" that omit it).
 	Zone *time.Location
+	// zones holds the fixed zones of the offsets seen, so that a reading
+	// measured at +01:00 does not build a new *time.Location.
+	zones sync.Map // int (seconds east of UTC) -> *time.Location
 }
 
 // NewDateParser returns a parser that reads zoneless values in zone (UTC when nil).
@@ -37,80 +33,120 @@ func NewDateParser(zone *time.Location) *DateParser {
 	if zone == nil {
 		zone = time.UTC
 	}
-	return &DateParser{re: dateRe(), Zone: zone}
+	return &DateParser{Zone: zone}
 }
 
-// Parse returns the implicit range of a FHIR date, dateTime or instant.
+// Parse returns the implicit range of a FHIR date, dateTime or instant:
+// the R4 dateTime grammar (year, month, day, then a time with an optional
+// fraction of up to 9 digits and an optional zone). It is hand-written,
+// not a regular expression, because it runs for every stored reading and
+// every date a search names; dates_test.go holds the regular expression
+// it replaced and checks both agree.
 func (p *DateParser) Parse(s string) (Range, error) {
-	m := p.re.FindStringSubmatch(s)
-	if m == nil {
-		return Range{}, fmt.Errorf("%q: %w", s, ErrBadDate)
+	bad := func() (Range, error) { return Range{}, fmt.Errorf("%q: %w", s, ErrBadDate) }
+	year, ok := digits(s, 0, 4)
+	if !ok {
+		return bad()
 	}
-	loc := p.Zone
-	if m[12] != "" {
-		if m[12] == "Z" {
-			loc = time.UTC
-		} else {
-			t, err := time.Parse("-07:00", m[12])
-			if err != nil {
-				return Range{}, fmt.Errorf("%q: %w", s, ErrBadDate)
-			}
-			loc = t.Location()
-		}
-	}
-	num := func(i int) int {
-		n := 0
-		for _, c := range m[i] {
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	year := num(1)
-	switch {
-	case m[3] == "":
-		start := time.Date(year, 1, 1, 0, 0, 0, 0, loc)
+	if len(s) == 4 {
+		start := time.Date(year, 1, 1, 0, 0, 0, 0, p.Zone)
 		return Range{start, start.AddDate(1, 0, 0)}, nil
-	case m[5] == "":
-		if num(3) < 1 || num(3) > 12 {
-			return Range{}, fmt.Errorf("%q: %w", s, ErrBadDate)
-		}
-		start := time.Date(year, time.Month(num(3)), 1, 0, 0, 0, 0, loc)
+	}
+	month, ok := digits(s, 5, 2)
+	if !ok || s[4] != '-' || month < 1 || month > 12 {
+		return bad()
+	}
+	if len(s) == 7 {
+		start := time.Date(year, time.Month(month), 1, 0, 0, 0, 0, p.Zone)
 		return Range{start, start.AddDate(0, 1, 0)}, nil
-	case m[7] == "":
-		start := time.Date(year, time.Month(num(3)), num(5), 0, 0, 0, 0, loc)
-		if start.Day() != num(5) || num(3) < 1 || num(3) > 12 {
-			return Range{}, fmt.Errorf("%q: %w", s, ErrBadDate)
+	}
+	day, ok := digits(s, 8, 2)
+	if !ok || s[7] != '-' {
+		return bad()
+	}
+	if len(s) == 10 {
+		start := time.Date(year, time.Month(month), day, 0, 0, 0, 0, p.Zone)
+		if start.Day() != day {
+			return bad()
 		}
 		return Range{start, start.AddDate(0, 0, 1)}, nil
 	}
-	if num(7) > 23 || num(8) > 59 || num(10) > 59 {
-		return Range{}, fmt.Errorf("%q: %w", s, ErrBadDate)
+	hour, ok1 := digits(s, 11, 2)
+	minute, ok2 := digits(s, 14, 2)
+	if !ok1 || !ok2 || s[10] != 'T' || s[13] != ':' || hour > 23 || minute > 59 {
+		return bad()
 	}
-	if m[3] == "" || num(3) < 1 || num(3) > 12 {
-		return Range{}, fmt.Errorf("%q: %w", s, ErrBadDate)
-	}
-	start := time.Date(year, time.Month(num(3)), num(5), num(7), num(8), num(10), 0, loc)
-	if start.Day() != num(5) {
-		return Range{}, fmt.Errorf("%q: %w", s, ErrBadDate)
-	}
-	switch {
-	case m[9] == "":
-		return Range{start, start.Add(time.Minute)}, nil
-	case m[11] == "":
-		return Range{start, start.Add(time.Second)}, nil
-	}
-	frac := m[11][1:]
-	ns := 0
-	for i := range 9 {
-		ns *= 10
-		if i < len(frac) {
-			ns += int(frac[i] - '0')
+	i, sec, unit, ns := 16, 0, time.Minute, 0
+	if i < len(s) && s[i] == ':' {
+		if sec, ok = digits(s, 17, 2); !ok || sec > 59 {
+			return bad()
+		}
+		i, unit = 19, time.Second
+		if i < len(s) && s[i] == '.' {
+			j := i + 1
+			for j < len(s) && j-i <= 9 && s[j] >= '0' && s[j] <= '9' {
+				ns = ns*10 + int(s[j]-'0')
+				unit /= 10
+				j++
+			}
+			if j == i+1 {
+				return bad()
+			}
+			for range 9 - (j - i - 1) {
+				ns *= 10
+			}
+			i = j
 		}
 	}
-	unit := time.Duration(1)
-	for range 9 - len(frac) {
-		unit *= 10
+	loc, ok := p.zone(s[i:])
+	if !ok {
+		return bad()
+	}
+	start := time.Date(year, time.Month(month), day, hour, minute, sec, 0, loc)
+	if start.Day() != day {
+		return bad()
 	}
 	start = start.Add(time.Duration(ns))
 	return Range{start, start.Add(unit)}, nil
+}
+
+// zone reads what follows a time: nothing (p.Zone), Z, or ±hh:mm.
+func (p *DateParser) zone(z string) (*time.Location, bool) {
+	switch {
+	case z == "":
+		return p.Zone, true
+	case z == "Z":
+		return time.UTC, true
+	case len(z) != 6 || (z[0] != '+' && z[0] != '-') || z[3] != ':':
+		return nil, false
+	}
+	hh, ok1 := digits(z, 1, 2)
+	mm, ok2 := digits(z, 4, 2)
+	if !ok1 || !ok2 || hh > 24 || mm > 60 { // what time.Parse("-07:00") accepts
+		return nil, false
+	}
+	off := hh*3600 + mm*60
+	if z[0] == '-' {
+		off = -off
+	}
+	if l, ok := p.zones.Load(off); ok {
+		return l.(*time.Location), true //nolint:forcetypeassert // only zone stores, and only locations
+	}
+	l, _ := p.zones.LoadOrStore(off, time.FixedZone("", off))
+	return l.(*time.Location), true //nolint:forcetypeassert // as above
+}
+
+// digits reads the n decimal digits of s at i.
+func digits(s string, i, n int) (int, bool) {
+	if i+n > len(s) {
+		return 0, false
+	}
+	v := 0
+	for _, c := range []byte(s[i : i+n]) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
 }
