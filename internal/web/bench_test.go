@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -35,15 +34,7 @@ func (h *harness) bulk(typ string, bodies map[string]map[string]any) {
 		entries = entries[:0]
 	}
 	for id, body := range bodies {
-		body["resourceType"], body["id"] = typ, id
-		raw, err := json.Marshal(body)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		res, err := h.types.Parse(typ, raw)
-		if err != nil {
-			h.t.Fatalf("%s/%s: %v", typ, id, err)
-		}
+		res := h.parse(typ, id, body)
 		entries = append(entries, store.Entry{Index: len(entries), Method: http.MethodPut, URL: typ + "/" + id, Op: store.OpUpdate, Type: typ, ID: id, Resource: res})
 		if len(entries) == 500 {
 			flush()

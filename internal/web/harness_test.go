@@ -99,8 +99,8 @@ func newHarness(tb testing.TB, cfg Config) *harness {
 	return h
 }
 
-// put writes a resource with a fixed id (update as create) as the admin.
-func (h *harness) put(typ, id string, body map[string]any) *store.Stored {
+// parse makes body a resource typ/id, validated as any client's.
+func (h *harness) parse(typ, id string, body map[string]any) *fhir.Resource {
 	h.t.Helper()
 	body["resourceType"], body["id"] = typ, id
 	raw, err := json.Marshal(body)
@@ -111,6 +111,13 @@ func (h *harness) put(typ, id string, body map[string]any) *store.Stored {
 	if err != nil {
 		h.t.Fatalf("%s/%s: %v", typ, id, err)
 	}
+	return res
+}
+
+// put writes a resource with a fixed id (update as create) as the admin.
+func (h *harness) put(typ, id string, body map[string]any) *store.Stored {
+	h.t.Helper()
+	res := h.parse(typ, id, body)
 	st, _, err := h.st.Update(context.Background(), res, id, 0, store.Access{})
 	if err != nil {
 		h.t.Fatalf("%s/%s: %v", typ, id, err)

@@ -82,6 +82,8 @@ type Client struct {
 	connected    chan struct{}
 	received     atomic.Uint64 // media packets from the others
 	sent         atomic.Uint64
+	fromMu       sync.Mutex
+	from         map[string]*atomic.Uint64 // "<participant> <kind>"
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -163,11 +165,17 @@ func (c *Client) newPeer() error {
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		from, err := url.PathUnescape(tr.StreamID()) // the SFU names streams by participant
+		if err != nil {
+			from = tr.StreamID()
+		}
+		n := c.counter(from, tr.Kind().String())
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
 				return
 			}
 			c.received.Add(1)
+			n.Add(1)
 		}
 	})
 	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
@@ -362,6 +370,27 @@ func (c *Client) AwaitMedia(ctx context.Context) error {
 
 // Received is how many media packets from the others arrived.
 func (c *Client) Received() uint64 { return c.received.Load() }
+
+// ReceivedFrom is how many media packets of kind ("audio", "video") from
+// participant (the FHIR reference it joined as) arrived.
+func (c *Client) ReceivedFrom(participant, kind string) uint64 {
+	return c.counter(participant, kind).Load()
+}
+
+func (c *Client) counter(participant, kind string) *atomic.Uint64 {
+	c.fromMu.Lock()
+	defer c.fromMu.Unlock()
+	key := participant + " " + kind
+	n := c.from[key]
+	if n == nil {
+		if c.from == nil {
+			c.from = map[string]*atomic.Uint64{}
+		}
+		n = &atomic.Uint64{}
+		c.from[key] = n
+	}
+	return n
+}
 
 // Sent is how many media samples were written.
 func (c *Client) Sent() uint64 { return c.sent.Load() }
