@@ -3,6 +3,7 @@ package signaling
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,8 +17,11 @@ import (
 // A room is the visit of one Appointment on this instance. Its lock
 // guards everything below it and is never held during a store write.
 // Media calls that change a peer's place in the room (Connect,
-// SetAdmitted, Restart, Close) are made under it; that is safe because
-// the media layer's send callback never takes it (see sink).
+// SetAdmitted, Restart) are made under it; that is safe because the media
+// layer's send callback never takes it (see sink). Close is not: closing
+// a PeerConnection waits for its goroutines, and the room's other
+// participants must not wait with it. A peer leaving the room is retired
+// under the lock and closed by unlock.
 type room struct {
 	v    *Visits
 	id   string
@@ -40,6 +44,19 @@ type room struct {
 	// admitted are the sessions of the admitted participants, for the
 	// media layer's callbacks, which broadcast without the lock.
 	admitted atomic.Pointer[[]*session]
+	// retiring are the peers retired under the lock, for unlock to close;
+	// closing has, per participant, one channel for each of their peers
+	// still closing: a new peer of theirs waits for them (the media layer
+	// has one peer per participant and room).
+	retiring []retiredPeer
+	closing  map[string][]chan struct{}
+}
+
+// retiredPeer is a peer to close once the room's lock is released.
+type retiredPeer struct {
+	ref  string
+	peer MediaPeer
+	done chan struct{}
 }
 
 // participant is one person in the room, waiting or admitted.
@@ -64,6 +81,7 @@ func newRoom(v *Visits, appt *appointment, encounter string) *room {
 	return &room{
 		v: v, id: appt.id, appt: appt, people: map[string]*participant{},
 		encounter: encounter, took: map[string]bool{}, removed: map[string]time.Time{},
+		closing: map[string][]chan struct{}{},
 	}
 }
 
@@ -71,11 +89,76 @@ func newRoom(v *Visits, appt *appointment, encounter string) *room {
 // looks again (and finds the Appointment fulfilled).
 var errRoomEnded = fmt.Errorf("visit has ended: %w", ErrNotJoinable)
 
+// retire takes p's peer out of the room for unlock to close (r.mu held).
+func (r *room) retire(p *participant) {
+	if p.peer == nil {
+		return
+	}
+	if p.sink != nil {
+		p.sink.sess.Store(nil)
+	}
+	done := make(chan struct{})
+	r.retiring = append(r.retiring, retiredPeer{ref: p.ref, peer: p.peer, done: done})
+	r.closing[p.ref] = append(r.closing[p.ref], done)
+	p.peer = nil
+}
+
+// unlock releases r.mu, then closes the peers retired under it.
+func (r *room) unlock() {
+	retiring := r.retiring
+	r.retiring = nil
+	r.mu.Unlock()
+	for _, c := range retiring {
+		_ = c.peer.Close()
+		r.mu.Lock()
+		left := slices.DeleteFunc(r.closing[c.ref], func(d chan struct{}) bool { return d == c.done })
+		if len(left) == 0 {
+			delete(r.closing, c.ref)
+		} else {
+			r.closing[c.ref] = left
+		}
+		r.mu.Unlock()
+		close(c.done)
+	}
+}
+
+// waitClosed waits until no peer of participant ref is closing.
+func (r *room) waitClosed(ctx context.Context, ref string) error {
+	for {
+		r.mu.Lock()
+		pending := r.closing[ref]
+		r.mu.Unlock()
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-pending[0]:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the previous media connection to close: %w", ctx.Err())
+		}
+	}
+}
+
+// errPeerRetired: a join retired the participant's old peer and tries
+// again once it is closed.
+var errPeerRetired = errors.New("old peer retired")
+
 // join puts s into the room as the participant its token names. See
 // doc.go for the rules of waiting, admission and rejoining.
 func (r *room) join(ctx context.Context, s *session, c joinClaims, expired, resume bool) error {
+	for {
+		if err := r.waitClosed(ctx, c.Participant); err != nil {
+			return err
+		}
+		if err := r.tryJoin(ctx, s, c, expired, resume); !errors.Is(err, errPeerRetired) {
+			return err
+		}
+	}
+}
+
+func (r *room) tryJoin(ctx context.Context, s *session, c joinClaims, expired, resume bool) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	if r.ended {
 		return errRoomEnded
 	}
@@ -91,6 +174,11 @@ func (r *room) join(ctx context.Context, s *session, c joinClaims, expired, resu
 		return ErrRoomFull
 	}
 	restart := rejoin && resume && p.peer != nil
+	if rejoin && !restart && p.peer != nil {
+		// A new peer replaces the old one, which closes first.
+		r.retire(p)
+		return errPeerRetired
+	}
 	var (
 		peer MediaPeer
 		k    *sink
@@ -113,9 +201,6 @@ func (r *room) join(ctx context.Context, s *session, c joinClaims, expired, resu
 		old.finish(CloseReplaced, "replaced", &Message{Type: TypeError, Code: "replaced", Error: "joined again from another connection"})
 	}
 	if !restart {
-		if p.peer != nil {
-			_ = p.peer.Close()
-		}
 		if p.sink != nil {
 			p.sink.sess.Store(nil)
 		}
@@ -207,7 +292,7 @@ func (r *room) expire(p *participant) {
 		return
 	}
 	r.drop(p, "timeout")
-	r.mu.Unlock()
+	r.unlock()
 	r.v.recordAgent(r.v.ctx, p.agent, audit.KindVideoLeave, r.id, r.appt.patient, "left the visit: connection lost")
 }
 
@@ -220,7 +305,7 @@ func (r *room) leave(ctx context.Context, s *session) {
 		return
 	}
 	r.drop(p, "left")
-	r.mu.Unlock()
+	r.unlock()
 	r.v.recordAgent(ctx, s.agent, audit.KindVideoLeave, r.id, r.appt.patient, "left the visit")
 }
 
@@ -230,9 +315,7 @@ func (r *room) drop(p *participant, reason string) {
 	delete(r.people, p.ref)
 	p.grace.stop()
 	p.grace = nil
-	if p.peer != nil {
-		_ = p.peer.Close()
-	}
+	r.retire(p)
 	p.sink.sess.Store(nil)
 	p.sess = nil
 	r.refresh()
@@ -276,7 +359,9 @@ func (r *room) admit(by, target string) error {
 		return nil
 	}
 	t.admitted, t.since = true, time.Now()
-	t.peer.SetAdmitted(true)
+	if t.peer != nil {
+		t.peer.SetAdmitted(true)
+	}
 	r.refresh()
 	if t.sess != nil {
 		t.sess.send(&Message{Type: TypeAdmitted, Participant: t.ref, Self: r.info(t), Participants: r.admittedInfos(), Visit: r.visitInfo()})
@@ -324,7 +409,7 @@ func (r *room) start(practitioners []string) {
 // before now no longer let target in.
 func (r *room) remove(by, target string) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	t := r.people[target]
 	if t == nil || r.ended {
 		return fmt.Errorf("%s: %w", target, ErrNoSuchParticipant)
@@ -353,7 +438,7 @@ func (r *room) end(ctx context.Context, reason string) error {
 	r.empty = nil
 	enc, starting, took := r.encounter, r.starting, r.tookPart()
 	r.refresh()
-	r.mu.Unlock()
+	r.unlock()
 	r.v.drop(r)
 	r.v.log.InfoContext(ctx, "signaling: visit ended", "appointment", r.id, "encounter", enc, "reason", reason)
 	if enc == "" || starting {
@@ -366,7 +451,7 @@ func (r *room) end(ctx context.Context, reason string) error {
 // its Encounter as they are.
 func (r *room) shutdown() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	r.ended = true
 	msg := &Message{Type: TypeError, Code: "going-away", Error: "the server is restarting; join again"}
 	r.closeAll(CloseGoingAway, "server restarting", msg)
@@ -375,7 +460,8 @@ func (r *room) shutdown() {
 	r.refresh()
 }
 
-// closeAll closes everyone's connection and peer (r.mu held). The sinks
+// closeAll closes everyone's connection and retires their peers (r.mu
+// held). The sinks
 // are detached first: a peer closing makes the media layer renegotiate
 // with the others, and those offers must not reach clients being closed.
 func (r *room) closeAll(code int, reason string, final *Message) {
@@ -387,13 +473,11 @@ func (r *room) closeAll(code int, reason string, final *Message) {
 	}
 }
 
-// close ends p's connection, peer and timers (r.mu held).
+// close ends p's connection and timers and retires its peer (r.mu held).
 func (r *room) close(p *participant, code int, reason string, final *Message) {
 	p.grace.stop()
 	p.grace = nil
-	if p.peer != nil {
-		_ = p.peer.Close()
-	}
+	r.retire(p)
 	p.sink.sess.Store(nil)
 	if p.sess != nil {
 		p.sess.finish(code, reason, final)
@@ -421,6 +505,10 @@ func (r *room) media(ctx context.Context, s *session, m *Message) error {
 		return nil
 	}
 	peer := p.peer
+	if peer == nil { // being replaced by a join
+		r.mu.Unlock()
+		return nil
+	}
 	if m.Type == TypeAudioOnly {
 		p.audioOnly = *m.On
 		if p.admitted {

@@ -277,9 +277,11 @@ func TestAfterTheGracePeriodTheWaitingRoomAgain(t *testing.T) {
 	pat.drop()
 	clin.expectUntil(TypeLeft, "disconnected")
 	clin.expectUntil(TypeLeft, "timeout")
-	if _, closed, _ := f.media.peersOf("Patient/p1")[0].state(); !closed {
-		t.Fatal("the peer outlived the grace period")
-	}
+	// The peer closes outside the room lock, just after "left" goes out.
+	waitFor(t, "the peer to close after the grace period", func() bool {
+		_, closed, _ := f.media.peersOf("Patient/p1")[0].state()
+		return closed
+	})
 	_, joined := f.join(t, ptok, false)
 	if joined.Self.State != "waiting" {
 		t.Fatalf("after the grace period joined as %s", joined.Self.State)
