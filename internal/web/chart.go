@@ -193,14 +193,33 @@ func limitText(l *Localizer, m *measure, lim limit) string {
 	return s
 }
 
+// limitRange says the normal range as the rules draw it: a clinic
+// default of "at or above 180" flags 180 itself, so it reads "to under
+// 180", where a Goal's 180 (inclusive, as FHIR ranges are) reads "180".
 func limitRange(l *Localizer, m *measure, lim limit) string {
+	num := func(v *float64) string { return l.Num(*v, m.Decimals) }
+	low, high := "", ""
 	switch {
-	case lim.Low != nil && lim.High != nil:
-		return l.T("limit.range", l.Num(*lim.Low, m.Decimals), l.Num(*lim.High, m.Decimals), m.Shown)
+	case lim.Low != nil && lim.LowOut:
+		low = l.T("limit.above", num(lim.Low), m.Shown)
 	case lim.Low != nil:
-		return l.T("limit.low", l.Num(*lim.Low, m.Decimals), m.Shown)
+		low = l.T("limit.low", num(lim.Low), m.Shown)
+	}
+	switch {
+	case lim.High != nil && lim.HighOut:
+		high = l.T("limit.below", num(lim.High), m.Shown)
 	case lim.High != nil:
-		return l.T("limit.high", l.Num(*lim.High, m.Decimals), m.Shown)
+		high = l.T("limit.high", num(lim.High), m.Shown)
+	}
+	switch {
+	case lim.Low != nil && lim.High != nil && !lim.LowOut && !lim.HighOut:
+		return l.T("limit.range", num(lim.Low), num(lim.High), m.Shown)
+	case lim.Low != nil && lim.High != nil && !lim.LowOut:
+		return l.T("limit.range.below", num(lim.Low), num(lim.High), m.Shown)
+	case low != "" && high != "":
+		return low + "; " + high
+	case low != "" || high != "":
+		return low + high
 	}
 	return l.T("limit.none")
 }

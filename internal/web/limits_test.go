@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +95,37 @@ func TestThePagesShowEveryMeasureDevicesSend(t *testing.T) {
 	}
 	if len(pres) != len(measures()) {
 		t.Errorf("%d presentations for %d measures: one names no devices measure", len(pres), len(measures()))
+	}
+}
+
+// TestMeSaysAMeasureIsOverdueWhenTheEngineWouldCallItMissed: /me warns
+// of a planned measure by the care engine's rule (the most frequent active
+// plan, Rules.MissedAfter of its interval), not by a rule of its own.
+func TestMeSaysAMeasureIsOverdueWhenTheEngineWouldCallItMissed(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	h.clinic()
+	plan := func(id string, perDay float64, unit string) {
+		h.put("CarePlan", id, map[string]any{
+			"status": "active", "intent": "plan", "subject": ref("Patient/p1"),
+			"activity": []any{map[string]any{"detail": map[string]any{
+				"code": loinc("29463-7"), "status": "scheduled",
+				"scheduledTiming": map[string]any{"repeat": map[string]any{"frequency": 1, "period": perDay, "periodUnit": unit}},
+			}}},
+		})
+	}
+	plan("daily", 1, "d")
+	plan("weekly", 1, "wk") // a second plan asks less often: the daily one counts
+	due := h.pages.rules.MissedAfter(24 * time.Hour)
+	h.reading("w1", "p1", "29463-7", time.Now().Add(-due+time.Hour), "", 72)
+	astrid := h.signIn("astrid", "astrid's long password")
+	const warning = "We have not received your weight since"
+	if _, body := astrid.get("/me"); strings.Contains(body, warning) {
+		t.Errorf("/me warns an hour before the engine would call the weight missed")
+	}
+	h.clock.mu.Lock()
+	h.clock.off = 2 * time.Hour
+	h.clock.mu.Unlock()
+	if _, body := astrid.get("/me"); !strings.Contains(body, warning) {
+		t.Errorf("/me does not warn an hour after the engine would call the weight missed")
 	}
 }

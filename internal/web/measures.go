@@ -156,6 +156,9 @@ func (t *measureTable) goalTargets() []goalTarget {
 // whether a value on an end is normal is the rules' to say (within).
 type limit struct {
 	Low, High *float64
+	// LowOut and HighOut are true where the end itself is flagged (a
+	// clinic default "at or above 180"); a Goal's ends are normal.
+	LowOut, HighOut bool
 	// Default is true for the clinic's default, false where the patient's
 	// own Goal sets the range.
 	Default bool
@@ -172,10 +175,10 @@ func limitOf(f care.InForce) limit {
 	l := limit{Default: f.Goal == nil, Goal: f.Goal, Defaults: f.Measure.Limits, judge: f.Limits}
 	lo, hi := f.Limits.Normal()
 	if lo.Set {
-		l.Low = &lo.Value
+		l.Low, l.LowOut = &lo.Value, lo.Cmp == care.AtOrBelow
 	}
 	if hi.Set {
-		l.High = &hi.Value
+		l.High, l.HighOut = &hi.Value, hi.Cmp == care.AtOrAbove
 	}
 	return l
 }

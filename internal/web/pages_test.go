@@ -257,14 +257,14 @@ func TestThePatientPageChartsTrendsWithTheLimitsBandAndEditsGoals(t *testing.T) 
 	}
 	// Systolic has the patient's Goal, diastolic the clinic's default;
 	// weight has no limit in the rules: a chart without a band.
-	if n := strings.Count(body, `<rect class="band`); n != 2 || !strings.Contains(body, "Systolic: Limits 95–133 mmHg; Diastolic: At most 110 mmHg (clinic default)") {
+	if n := strings.Count(body, `<rect class="band`); n != 2 || !strings.Contains(body, "Systolic: Limits 95–133 mmHg; Diastolic: Below 110 mmHg (clinic default)") {
 		t.Errorf("%d limit bands, want 2 (systolic's Goal, diastolic's default)", n)
 	}
 	// Clearing both ends cancels the Goal: the clinic's defaults apply.
 	if resp, _ := ingrid.do(http.MethodPost, "/app/patients/p1/goals", url.Values{"code": {"8480-6"}, "low": {""}, "high": {""}}); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("clear goal: %d", resp.StatusCode)
 	}
-	if _, body = ingrid.get("/app/patients/p1"); strings.Contains(body, "95–133") || !strings.Contains(body, "Systolic: Limits 90–180 mmHg (clinic default)") {
+	if _, body = ingrid.get("/app/patients/p1"); strings.Contains(body, "95–133") || !strings.Contains(body, "Systolic: Limits 90 to under 180 mmHg (clinic default)") {
 		t.Error("a cancelled Goal still draws its band, or the default does not come back")
 	}
 }
