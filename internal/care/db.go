@@ -60,6 +60,51 @@ func (d *DB) PatientPlanCategories(ctx context.Context, patientID string) ([]str
 	return cats, nil
 }
 
+// AllGoals returns every version of every patient's Goals, by patient.
+func (d *DB) AllGoals(ctx context.Context) (map[string][]GoalRow, error) {
+	rows, err := d.pool.Query(ctx, `
+		SELECT patient_id, id, version_id, last_updated, deleted, coalesce(content, '') FROM goal WHERE patient_id IS NOT NULL
+		UNION ALL
+		SELECT g.patient_id, h.id, h.version_id, h.last_updated, h.deleted, coalesce(h.content, '')
+		  FROM goal_history h JOIN goal g ON g.id = h.id WHERE g.patient_id IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("all goals: %w", err)
+	}
+	out := map[string][]GoalRow{}
+	var patient, content string
+	var g GoalRow
+	_, err = pgx.ForEachRow(rows, []any{&patient, &g.ID, &g.Version, &g.LastUpdated, &g.Deleted, &content}, func() error {
+		g.Content = []byte(content)
+		out[patient] = append(out[patient], g)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("all goals: %w", err)
+	}
+	return out, nil
+}
+
+// AllPlanCategories returns the category token keys of every patient's
+// active CarePlans, by patient.
+func (d *DB) AllPlanCategories(ctx context.Context) (map[string][]string, error) {
+	rows, err := d.pool.Query(ctx, `SELECT patient_id, array_agg(DISTINCT c) FROM careplan, unnest(category) c
+		WHERE patient_id IS NOT NULL AND NOT deleted AND status @> ARRAY[$1] GROUP BY patient_id`, activeKey)
+	if err != nil {
+		return nil, fmt.Errorf("all care plans: %w", err)
+	}
+	out := map[string][]string{}
+	var patient string
+	var cats []string
+	_, err = pgx.ForEachRow(rows, []any{&patient, &cats}, func() error {
+		out[patient] = append([]string(nil), cats...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("all care plans: %w", err)
+	}
+	return out, nil
+}
+
 // trendReadings bounds the readings a trend rule looks back over: the
 // newest this many in its window. A weight is measured a few times a
 // day; a device stuck in a loop, or a flood, must not make every one of

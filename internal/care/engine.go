@@ -110,8 +110,18 @@ func (e *Engine) session(ctx context.Context) error {
 	e.in.InvalidateAll()
 	leading := false
 	defer e.in.m.leading.Store(false) // the lock goes with the connection
-	nextMissed := time.Now()
+	nextMissed, nextPreload := time.Now(), time.Now()
 	for {
+		// Every instance judges readings, so every one preloads: twice
+		// per CacheTTL, so that the ingest path finds every patient
+		// cached (a Goal or CarePlan write reloads just that patient).
+		if now := time.Now(); !now.Before(nextPreload) {
+			if err := e.in.Preload(ctx); err != nil {
+				e.log.WarnContext(ctx, "care: preloading every patient's limits failed; they load one by one", "err", err)
+				e.in.m.fail(stageLimits)
+			}
+			nextPreload = now.Add(max(e.in.cfg.CacheTTL/2, time.Second))
+		}
 		if !leading {
 			if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", leaderLock).Scan(&leading); err != nil {
 				return fmt.Errorf("care: lock: %w", err)

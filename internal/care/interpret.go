@@ -2,7 +2,9 @@ package care
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 )
@@ -58,21 +60,31 @@ type InterpreterConfig struct {
 	// past it the reading is judged by the defaults (and a trend is not
 	// evaluated), and a warning is logged.
 	LookupTimeout time.Duration
+	// FailedTTL is how long a patient is judged by what was known of
+	// them (or the defaults) after a failed lookup, before the next try:
+	// a slow or unreachable database must not cost every reading the
+	// LookupTimeout.
+	FailedTTL time.Duration
+	// MaxLookups bounds the lookups in flight at once, so that a cold
+	// cache (a restart while 1,000 homes flush) cannot take the
+	// connections the ingest commits need.
+	MaxLookups int
 }
 
 // DefaultInterpreterConfig returns the settings used unless told
 // otherwise.
 func DefaultInterpreterConfig() InterpreterConfig {
-	return InterpreterConfig{CacheTTL: 5 * time.Minute, LookupTimeout: 2 * time.Second}
+	return InterpreterConfig{CacheTTL: 5 * time.Minute, LookupTimeout: 2 * time.Second, FailedTTL: 10 * time.Second, MaxLookups: 4}
 }
 
 // Interpreter judges readings by the limits in force when they were
 // measured: the clinic's Rules, overridden per patient and measure by
 // their Goals. It keeps each patient's Goal versions and CarePlan
-// categories in memory, so the ingestion path queries the database once
-// per patient per CacheTTL (or after a Goal or CarePlan write), plus one
-// indexed query per reading a trend rule applies to. Safe for concurrent
-// use.
+// categories in memory: Preload reads every patient's at once (the Engine
+// does, when it starts listening and every CacheTTL/2), so the ingestion
+// path queries the database only for a patient whose Goal or CarePlan was
+// written since, plus one indexed query per reading a trend rule applies
+// to. Safe for concurrent use.
 type Interpreter struct {
 	rules *Rules
 	src   Source
@@ -80,11 +92,17 @@ type Interpreter struct {
 	log   *slog.Logger
 	m     *metrics // shared with the Engine built on it
 
+	lookups chan struct{} // one token per lookup in flight
+	none    *profile      // a patient without Goals or CarePlans, never expiring
+
 	mu    sync.Mutex
 	cache map[string]*profile
 	// epoch counts InvalidateAll calls: a profile loaded across one is
 	// not cached.
 	epoch uint64
+	// warmUntil: until then, a patient the cache does not hold had no
+	// Goal and no CarePlan when Preload read them all. Zero: not known.
+	warmUntil time.Time
 }
 
 // profile is what the Interpreter keeps of one patient.
@@ -96,7 +114,11 @@ type profile struct {
 
 // NewInterpreter returns an Interpreter of rules reading patients from src.
 func NewInterpreter(rules *Rules, src Source, cfg InterpreterConfig, log *slog.Logger) *Interpreter {
-	return &Interpreter{rules: rules, src: src, cfg: cfg, log: log, m: newMetrics(), cache: map[string]*profile{}}
+	return &Interpreter{
+		rules: rules, src: src, cfg: cfg, log: log, m: newMetrics(), cache: map[string]*profile{},
+		lookups: make(chan struct{}, max(cfg.MaxLookups, 1)),
+		none:    &profile{until: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}
 }
 
 // Rules returns the rules the Interpreter judges by.
@@ -153,34 +175,56 @@ func (in *Interpreter) rose(ctx context.Context, t *Trend, r *Reading) bool {
 }
 
 // profile returns the patient's limits, from the cache or the database.
-// A failed lookup gives an empty profile (the defaults), not cached.
+// After a failed lookup the patient is judged by what was known of them,
+// or by the defaults, for FailedTTL.
 func (in *Interpreter) profile(ctx context.Context, patient string) *profile {
 	now := time.Now()
 	in.mu.Lock()
 	p, ok := in.cache[patient]
+	if !ok && now.Before(in.warmUntil) {
+		p, ok = in.none, true
+	}
 	epoch := in.epoch
 	in.mu.Unlock()
 	if ok && now.Before(p.until) {
 		return p
 	}
-	lctx, cancel := context.WithTimeout(ctx, in.cfg.LookupTimeout)
-	defer cancel()
-	p, err := in.load(lctx, patient)
+	loaded, err := in.lookup(ctx, patient)
 	if err != nil {
-		in.log.WarnContext(ctx, "care: limits lookup failed; reading judged by the defaults", "patient", patient, "err", err)
+		in.log.WarnContext(ctx, "care: limits lookup failed; reading judged by what was known", "patient", patient, "retry_in", in.cfg.FailedTTL, "err", err)
 		in.m.fail(stageLimits)
-		return &profile{}
+		loaded = &profile{}
+		if ok {
+			loaded.goals, loaded.categories = p.goals, p.categories
+		}
+		loaded.until = now.Add(in.cfg.FailedTTL)
+	} else {
+		loaded.until = now.Add(in.cfg.CacheTTL)
 	}
-	p.until = now.Add(in.cfg.CacheTTL)
 	in.mu.Lock()
 	if in.epoch == epoch {
 		if len(in.cache) > 100_000 {
 			clear(in.cache)
+			in.warmUntil = time.Time{}
 		}
-		in.cache[patient] = p
+		in.cache[patient] = loaded
 	}
 	in.mu.Unlock()
-	return p
+	return loaded
+}
+
+// lookup loads the patient's profile, waiting for a free lookup slot,
+// within LookupTimeout.
+func (in *Interpreter) lookup(ctx context.Context, patient string) (*profile, error) {
+	lctx, cancel := context.WithTimeout(ctx, in.cfg.LookupTimeout)
+	defer cancel()
+	select {
+	case in.lookups <- struct{}{}:
+		defer func() { <-in.lookups }()
+	case <-lctx.Done():
+		return nil, fmt.Errorf("care: wait for a lookup slot: %w", lctx.Err())
+	}
+	return in.load(lctx, patient)
 }
 
 func (in *Interpreter) load(ctx context.Context, patient string) (*profile, error) {
@@ -203,7 +247,14 @@ func (in *Interpreter) load(ctx context.Context, patient string) (*profile, erro
 // theirs was written).
 func (in *Interpreter) Invalidate(patient string) {
 	in.mu.Lock()
-	delete(in.cache, patient)
+	// Expired rather than forgotten: Preload's "no Goal, no CarePlan" no
+	// longer answers for them, and what was known still judges if the
+	// reload fails.
+	stale := &profile{}
+	if p, ok := in.cache[patient]; ok {
+		stale.goals, stale.categories = p.goals, p.categories
+	}
+	in.cache[patient] = stale
 	in.epoch++
 	in.mu.Unlock()
 }
@@ -213,6 +264,66 @@ func (in *Interpreter) Invalidate(patient string) {
 func (in *Interpreter) InvalidateAll() {
 	in.mu.Lock()
 	clear(in.cache)
+	in.warmUntil = time.Time{}
 	in.epoch++
 	in.mu.Unlock()
+}
+
+// allProfiles is a Source that reads every patient's Goals and CarePlan
+// categories at once. DB implements it.
+type allProfiles interface {
+	AllGoals(ctx context.Context) (map[string][]GoalRow, error)
+	AllPlanCategories(ctx context.Context) (map[string][]string, error)
+}
+
+// Preload reads every patient's Goals and active CarePlan categories in
+// two queries and caches them for CacheTTL; until then a patient it did
+// not find is judged by the defaults without a lookup. Without a Source
+// that can (a test's), it does nothing. What an invalidation overtook is
+// not cached.
+func (in *Interpreter) Preload(ctx context.Context) error {
+	src, ok := in.src.(allProfiles)
+	if !ok {
+		return nil
+	}
+	in.mu.Lock()
+	epoch := in.epoch
+	in.mu.Unlock()
+	now := time.Now()
+	goals, err := src.AllGoals(ctx)
+	if err != nil {
+		return err
+	}
+	cats, err := src.AllPlanCategories(ctx)
+	if err != nil {
+		return err
+	}
+	until := now.Add(in.cfg.CacheTTL)
+	loaded := make(map[string]*profile, max(len(goals), len(cats)))
+	get := func(patient string) *profile {
+		p := loaded[patient]
+		if p == nil {
+			p = &profile{categories: map[string]bool{}, until: until}
+			loaded[patient] = p
+		}
+		return p
+	}
+	for patient, rows := range goals {
+		get(patient).goals = goalVersions(rows, in.rules)
+	}
+	for patient, cs := range cats {
+		p := get(patient)
+		for _, c := range cs {
+			p.categories[c] = true
+		}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.epoch != epoch {
+		return nil // a Goal or CarePlan changed meanwhile: the next Preload
+	}
+	clear(in.cache)
+	maps.Copy(in.cache, loaded)
+	in.warmUntil = until
+	return nil
 }
