@@ -124,17 +124,26 @@ func (p *Param) Extract(model any, dp *DateParser) (Values, error) {
 // is always the most specific one, so a column's first element is the first
 // coding's "system|code" (what $lastn groups by).
 func TokenKeys(system, code string) []string {
-	if code == "" {
-		if system == "" {
-			return nil
-		}
-		return []string{system + "|*"}
+	return AppendTokenKeys(nil, system, code)
+}
+
+// AppendTokenKeys appends TokenKeys(system, code) to dst. The keys are
+// views of one string: one allocation per coding on the ingest path,
+// where every reading's codes are indexed.
+func AppendTokenKeys(dst []string, system, code string) []string {
+	switch {
+	case code == "" && system == "":
+		return dst
+	case code == "":
+		return append(dst, system+"|*")
+	case system == "":
+		s := "|" + code + "*|" + code
+		return append(dst, s[:1+len(code)], s[1+len(code):])
 	}
-	keys := []string{system + "|" + code, "*|" + code}
-	if system != "" {
-		keys = append(keys, system+"|*")
-	}
-	return keys
+	s := system + "|" + code + "*|" + code + system + "|*"
+	a := len(system) + 1 + len(code)
+	b := a + 2 + len(code)
+	return append(dst, s[:a], s[a:b], s[b:])
 }
 
 // Definition is the search surface of one resource type.
