@@ -31,7 +31,8 @@
 // session's CSRF token (field csrf), and the sign-in form, which comes
 // before any session, a double-submit token of its own.
 //
-// It may import Fiber, internal/auth, internal/care, internal/audit, fhir
-// and fhir/store; the session store, the FHIR store and the audit recorder
+// It may import Fiber, internal/auth, internal/care (the limits, plans and
+// Task vocabulary it shows are the engine's), internal/audit, devices (the
+// code table: what a measure is), fhir and fhir/store; the session store, the FHIR store and the audit recorder
 // are small interfaces it declares, which cmd/vidda fills in.
 package web

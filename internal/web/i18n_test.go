@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vidda/vidda/internal/care"
 )
 
 func TestCatalogsHaveTheSameKeys(t *testing.T) {
@@ -91,8 +93,8 @@ func usedKeys(t *testing.T) []string {
 			keys = append(keys, "measure."+p.Key)
 		}
 	}
-	for _, p := range []string{"stat", "asap", "urgent", "routine"} {
-		keys = append(keys, "priority."+p)
+	for p := care.PriorityRoutine; p <= care.PriorityStat; p++ { // care's Task priorities
+		keys = append(keys, "priority."+p.String())
 	}
 	for _, c := range []string{"N", "H", "L", "HH", "LL", "A"} {
 		keys = append(keys, "interp."+c)

@@ -216,7 +216,7 @@ func (p *Pages) taskViews(ctx context.Context, pr *auth.Principal, l *Localizer,
 		if ids := t.readings; len(ids) > 0 {
 			r = readings[ids[len(ids)-1]]
 		}
-		v := taskView{ID: t.ID, Problem: p.problem(l, t, r), Priority: cmp.Or(t.Priority, "routine")}
+		v := taskView{ID: t.ID, Problem: p.problem(l, t, r), Priority: cmp.Or(t.Priority, care.PriorityRoutine.String())}
 		v.Since, _ = parseFHIRTime(t.AuthoredOn)
 		if r != nil {
 			v.Value = formatValue(l, r.m, r.V) + " " + r.m.Shown

@@ -128,7 +128,7 @@ func (p *Pages) worklist(ctx context.Context, pr *auth.Principal, l *Localizer) 
 		t := &decoded[i]
 		pid := t.For.id("Patient")
 		row := worklistRow{
-			TaskID: t.ID, PatientID: pid, Patient: cmp.Or(names[pid], pid), Priority: cmp.Or(t.Priority, "routine"),
+			TaskID: t.ID, PatientID: pid, Patient: cmp.Or(names[pid], pid), Priority: cmp.Or(t.Priority, care.PriorityRoutine.String()),
 			rank: priorityRank(t.Priority),
 		}
 		row.Since, _ = parseFHIRTime(t.AuthoredOn)
