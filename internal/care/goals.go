@@ -5,10 +5,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vidda/vidda/devices"
 )
 
-// SystemLOINC is the code system of measures.
-const SystemLOINC = "http://loinc.org"
+// SystemLOINC is the code system of measures (the code table's).
+const SystemLOINC = devices.SystemLOINC
 
 // GoalRow is one stored version of a Goal, current or past.
 type GoalRow struct {

@@ -1,5 +1,7 @@
 package care
 
+import "github.com/vidda/vidda/devices"
+
 // Flag is an Observation.interpretation code (HL7 v3
 // ObservationInterpretation).
 type Flag string
@@ -16,8 +18,9 @@ const (
 	FlagAbnormal Flag = "A"
 )
 
-// SystemInterpretation is the code system of Flag.
-const SystemInterpretation = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+// SystemInterpretation is the code system of Flag, the one devices
+// writes Observation.interpretation in.
+const SystemInterpretation = devices.SystemInterpretation
 
 // Abnormal reports whether f asks for a review.
 func (f Flag) Abnormal() bool { return f != FlagNone && f != FlagNormal }
