@@ -41,7 +41,9 @@ const targetAuditPct = 10.0
 
 // auditReport is what step 7 measured.
 type auditReport struct {
-	Rounds int          `json:"rounds"`
+	Rounds int `json:"rounds"`
+	// Trail is how many AuditEvents were written before the rounds.
+	Trail  int          `json:"audit_trail_before"`
 	PhaseS float64      `json:"phase_s"`
 	Phases []auditPhase `json:"phases"`
 	// Requests is how many requests the audited rounds sent (warm-up
@@ -90,9 +92,12 @@ func measureAudit(ctx context.Context, o options, dbURL, dir string, ids []strin
 	if o.auditRounds == 0 {
 		return nil
 	}
-	ar := &auditReport{Rounds: o.auditRounds, PhaseS: o.auditDuration.Seconds()}
+	ar := &auditReport{Rounds: o.auditRounds, PhaseS: o.auditDuration.Seconds(), Trail: o.auditTrail}
 	rep.Audit = ar
 	if err := preloadReadings(ctx, dbURL); err != nil {
+		return err
+	}
+	if err := preloadAuditTrail(ctx, dbURL, o.auditTrail); err != nil {
 		return err
 	}
 	// Settle what the earlier steps wrote, so that no round pays for it.
@@ -361,6 +366,59 @@ func preloadReadings(ctx context.Context, dbURL string) error {
 	return nil
 }
 
+// preloadAuditTrail writes n AuditEvents of reads spread over the past
+// year, shaped like the ones vidda writes (the same columns, JSON of the
+// same size). On the empty table of a fresh bench database autoanalyze
+// runs after every 10 % of growth, that is every few thousand rows, which
+// no trail that has run for a while pays for; with a year's trail under
+// it, it runs as rarely as it would in a region.
+func preloadAuditTrail(ctx context.Context, dbURL string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	const content = `{"resourceType":"AuditEvent","id":"%s","meta":{"versionId":"1","lastUpdated":"%s"},` +
+		`"type":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110110","display":"Patient Record"},` +
+		`"subtype":[{"system":"http://hl7.org/fhir/restful-interaction","code":"read"}],"action":"R","recorded":"%s","outcome":"0",` +
+		`"agent":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}]},` +
+		`"role":[{"coding":[{"system":"urn:vidda:role","code":"nurse"}]}],"who":{"reference":"Practitioner/%s","identifier":{"system":"urn:vidda:subject","value":"u-1"}},` +
+		`"requestor":true,"policy":["6f0c3a1e-8d2b-4f7e-9a55-0c1d2e3f4a5b"],"network":{"address":"127.0.0.1","type":"2"}}],` +
+		`"source":{"observer":{"identifier":{"system":"urn:vidda:instance","value":"vidda-1"}},"type":[{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4"}]},` +
+		`"entity":[{"what":{"reference":"Observation/%s"},"type":{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2"},"role":{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"4"}},` +
+		`{"what":{"reference":"Patient/%s"},"type":{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"},"role":{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}},` +
+		`{"what":{"identifier":{"value":"%s"}},"type":{"system":"https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType","code":"XrequestId"}}]}`
+	tokens := func(system, code string) string {
+		return fmt.Sprintf("'{%s|%s,*|%s,%s|*}'", system, code, code, system)
+	}
+	// Ids sort before the UUIDv7 ids vidda gives (they start with the
+	// time), as older events' ids would.
+	q := fmt.Sprintf(`INSERT INTO auditevent (id, version_id, last_updated, patient_id, content, date_start, date_end,
+		type, subtype, action, outcome, agent, entity)
+		SELECT id, 1, at, pat, format(%s, id, at, at, prac, 'obs-' || g, pat, 'req-' || g), at, at + interval '1 ms',
+			%s, %s, %s, %s, ARRAY['Practitioner/' || prac], ARRAY['Observation/obs-' || g, 'Patient/' || pat]
+		FROM (SELECT g, '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0') AS id,
+			now() - interval '365 days' + g * (interval '365 days' / $1::int) AS at,
+			'bench-pat-' || lpad((g %% %d)::text, 3, '0') AS pat, 'bench-prac-' || (g %% 50) AS prac
+			FROM generate_series(1, $1::int) g) s`,
+		quoteSQL(content), tokens("http://dicom.nema.org/resources/ontology/DCM", "110110"),
+		tokens("http://hl7.org/fhir/restful-interaction", "read"), tokens("http://hl7.org/fhir/audit-event-action", "R"),
+		tokens("http://hl7.org/fhir/audit-event-outcome", "0"), numPatients)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("preload audit trail: %w", err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	if _, err := conn.Exec(ctx, q, n); err != nil {
+		return fmt.Errorf("preload audit trail: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "VACUUM ANALYZE auditevent"); err != nil {
+		return fmt.Errorf("preload audit trail: %w", err)
+	}
+	return nil
+}
+
+// quoteSQL is s as an SQL string literal.
+func quoteSQL(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // countAuditEvents counts the rows of the audit trail.
 func countAuditEvents(ctx context.Context, dbURL string) (int64, error) {
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -379,7 +437,8 @@ func countAuditEvents(ctx context.Context, dbURL string) (int64, error) {
 func (a *auditReport) text(p func(string, ...any)) {
 	p("7. audit: authorization plus audit vs VIDDA_AUDIT=off, same database, %d rounds alternating on/off, %gs per phase and round",
 		a.Rounds, a.PhaseS)
-	p("   (%d more readings loaded first: every patient search answers a full page of 50)", preloadPerPatient*numPatients)
+	p("   (%d more readings loaded first: every patient search answers a full page of 50; and an audit trail of %d AuditEvents over the past year)",
+		preloadPerPatient*numPatients, a.Trail)
 	for _, ph := range a.Phases {
 		p("   %s", ph.Name)
 		p("     audit on   %s", line(ph.On, "req/s"))

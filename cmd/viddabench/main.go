@@ -114,6 +114,7 @@ type options struct {
 	// per mode, and the length of each phase in a round.
 	auditRounds   int
 	auditDuration time.Duration
+	auditTrail    int // AuditEvents in the table before step 7
 }
 
 // maxClients bounds --clients: far above what one machine can use, and
@@ -131,6 +132,7 @@ func parseHTTPFlags(args []string, getenv func(string) string, stdout io.Writer)
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.IntVar(&o.auditRounds, "audit-rounds", 2, "rounds of the audit on/off comparison per mode (0: skip it)")
 	fs.DurationVar(&o.auditDuration, "audit-duration", 4*time.Second, "length of each audit phase in each round")
+	fs.IntVar(&o.auditTrail, "audit-trail", 1_000_000, "AuditEvents written before step 7: the trail a region keeps, so that autovacuum and autoanalyze run as often per row as they would on it")
 	fs.Usage = func() {
 		fmt.Fprintln(stdout, "Usage: viddabench http [--vidda bin/vidda] [--clients 16] [--duration 10s] [--reads 5000] [--audit-rounds 2] [--audit-duration 4s] [--json]")
 		fmt.Fprintln(stdout, "\nNeeds VIDDA_BENCH_DATABASE_URL (a postgres:// URL; the run creates and drops its own database there).\n\nFlags:")
@@ -148,6 +150,8 @@ func parseHTTPFlags(args []string, getenv func(string) string, stdout io.Writer)
 		return o, errors.New("--duration must be at least 100ms")
 	case o.reads < 1:
 		return o, errors.New("--reads must be at least 1")
+	case o.auditTrail < 0:
+		return o, errors.New("--audit-trail must not be negative")
 	case o.auditRounds < 0 || (o.auditRounds > 0 && o.auditDuration < 100*time.Millisecond):
 		return o, errors.New("--audit-rounds must not be negative, --audit-duration at least 100ms")
 	}
