@@ -8,44 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// metric sums the samples of name whose labels include want: a counter's
-// or gauge's value, a histogram's count.
-func metric(t *testing.T, reg prometheus.Gatherer, name string, want ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	samples:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(want); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || (l.GetName() == want[i] && l.GetValue() == want[i+1])
-				}
-				if !found {
-					continue samples
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum
-}
+	"github.com/vidda/vidda/internal/obs/obstest"
+)
 
 func TestAnExportRunMovesTheExportMetrics(t *testing.T) {
 	f := newFixture(t)
@@ -58,7 +23,7 @@ func TestAnExportRunMovesTheExportMetrics(t *testing.T) {
 	if err := e.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	if got := metric(t, reg, "vidda_export_runs_finished_total"); got != 0 {
+	if got := obstest.Sum(t, reg, "vidda_export_runs_finished_total"); got != 0 {
 		t.Fatalf("%v runs finished before any started", got)
 	}
 	run(t, e)
@@ -98,7 +63,7 @@ func TestAnExportRunMovesTheExportMetrics(t *testing.T) {
 		{"vidda_export_bytes_written_total", nil, float64(size)},
 		{"vidda_export_run_seconds", []string{"outcome", OutcomeCompleted}, 1},
 	} {
-		if got := metric(t, reg, c.name, c.labels...); got != c.want {
+		if got := obstest.Sum(t, reg, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
@@ -123,7 +88,7 @@ func TestACancelledRunCountsAsCancelledAndStopsRunning(t *testing.T) {
 	run(t, e)
 	id := f.start(t, e, KindSystem, "", "_type=Patient,Observation").ID
 	<-reached
-	if got := metric(t, reg, "vidda_export_running"); got != 1 {
+	if got := obstest.Sum(t, reg, "vidda_export_running"); got != 1 {
 		t.Errorf("%v runs in progress during a run", got)
 	}
 	if err := e.Cancel(context.Background(), id, f.who); err != nil {
@@ -134,13 +99,13 @@ func TestACancelledRunCountsAsCancelledAndStopsRunning(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the run did not end")
 	}
-	if got := metric(t, reg, "vidda_export_runs_finished_total", "outcome", OutcomeCancelled); got != 1 {
+	if got := obstest.Sum(t, reg, "vidda_export_runs_finished_total", "outcome", OutcomeCancelled); got != 1 {
 		t.Errorf("%v cancelled runs, want 1", got)
 	}
-	if got := metric(t, reg, "vidda_export_running"); got != 0 {
+	if got := obstest.Sum(t, reg, "vidda_export_running"); got != 0 {
 		t.Errorf("%v runs in progress after the cancel", got)
 	}
-	if got := metric(t, reg, "vidda_export_resources_written_total"); got < 3 {
+	if got := obstest.Sum(t, reg, "vidda_export_resources_written_total"); got < 3 {
 		t.Errorf("%v resources written before the cancel, want at least the 3 Patients", got)
 	}
 }

@@ -7,45 +7,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vidda/vidda/internal/obs/obstest"
+
 	"github.com/vidda/vidda/fhir/subscription"
 )
-
-// metric sums the samples of name whose labels include want: a counter's
-// or gauge's value, a histogram's count.
-func metric(tb testing.TB, reg prometheus.Gatherer, name string, want ...string) float64 {
-	tb.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	samples:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(want); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || (l.GetName() == want[i] && l.GetValue() == want[i+1])
-				}
-				if !found {
-					continue samples
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum
-}
 
 // eventually waits until ok holds, failing after within.
 func eventually(tb testing.TB, within time.Duration, what string, ok func() bool) {
@@ -66,7 +31,7 @@ func TestDeliveriesFailuresAndTheBacklogShowInTheMetrics(t *testing.T) {
 	r.reg = reg
 	rc := newReceiver(t)
 	r.start(t)
-	m := func(name string, labels ...string) float64 { return metric(t, reg, name, labels...) }
+	m := func(name string, labels ...string) float64 { return obstest.Sum(t, reg, name, labels...) }
 	eventually(t, 10*time.Second, "the only runner leads", func() bool { return m("vidda_subscription_leader") == 1 })
 
 	sub := r.subscribe(t, "Observation?code="+weight, rc.url(), subscription.PayloadFHIR)
