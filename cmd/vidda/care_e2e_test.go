@@ -339,6 +339,39 @@ func TestCareReviewsDeviceReadings(t *testing.T) {
 		}
 	})
 
+	t.Run("an abnormal Observation posted through the API, as its sender wrote it, opens a review Task; a PUT that makes one abnormal too", func(t *testing.T) {
+		// Pretty-printed, members in another order than devices writes,
+		// judged by its sender (vidda keeps what was sent).
+		obs := func(id, code string) string {
+			return `{
+  "resourceType": "Observation",
+  "id": "` + id + `",
+  "subject": { "reference": "Patient/demo-patient-1" },
+  "interpretation": [ { "coding": [ { "code": "` + code + `", "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation" } ] } ],
+  "status": "final",
+  "category": [ { "coding": [ { "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs" } ] } ],
+  "code": { "coding": [ { "system": "http://loinc.org", "code": "8867-4" } ] },
+  "effectiveDateTime": "` + now.Add(-time.Minute).Format(time.RFC3339) + `",
+  "valueQuantity": { "value": 131, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min" }
+}`
+		}
+		if status, body := send(t, http.MethodPut, r.base+"/fhir/Observation/e2e-hr-api", r.nurse, obs("e2e-hr-api", "H")); status != 201 {
+			t.Fatalf("PUT Observation: %d %s", status, body)
+		}
+		r.waitTasks(t, "reading|8867-4", func(ks []e2eTask) bool {
+			return len(ks) == 1 && slices.Equal(ks[0].readings(), []string{"Observation/e2e-hr-api"})
+		})
+		if status, body := send(t, http.MethodPut, r.base+"/fhir/Observation/e2e-hr-api2", r.nurse, obs("e2e-hr-api2", "N")); status != 201 {
+			t.Fatalf("PUT Observation: %d %s", status, body)
+		}
+		if status, body := send(t, http.MethodPut, r.base+"/fhir/Observation/e2e-hr-api2", r.nurse, obs("e2e-hr-api2", "HH")); status != 200 {
+			t.Fatalf("PUT Observation again: %d %s", status, body)
+		}
+		r.waitTasks(t, "reading|8867-4", func(ks []e2eTask) bool {
+			return len(ks) == 1 && slices.Equal(ks[0].readings(), []string{"Observation/e2e-hr-api", "Observation/e2e-hr-api2"})
+		})
+	})
+
 	t.Run("the worklist sorts stat first", func(t *testing.T) {
 		ks := r.tasks(t, "status=requested&_sort=-priority")
 		rank := map[string]int{"stat": 0, "asap": 1, "urgent": 2, "routine": 3}
