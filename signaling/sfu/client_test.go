@@ -61,6 +61,7 @@ type client struct {
 	held      []signaling.Description
 	connected chan struct{}
 	offers    atomic.Int32
+	ufrags    map[string]bool // of the server's descriptions so far, in event order
 	stop      chan struct{}
 	wg        sync.WaitGroup
 }
@@ -200,7 +201,26 @@ func (c *client) got(participant, kind string) uint64 {
 func (c *client) onEvent(e signaling.MediaEvent) {
 	c.mu.Lock()
 	c.events = append(c.events, e)
+	early := ""
+	switch {
+	case e.Kind == signaling.EventDescription:
+		if c.ufrags == nil {
+			c.ufrags = map[string]bool{}
+		}
+		c.ufrags[ufrag(e.Description.SDP)] = true
+	case e.Kind == signaling.EventCandidate && e.Candidate.Candidate != "":
+		// A browser drops a candidate whose ufrag is not its current
+		// description's: the server must send a generation's candidates
+		// after the description that introduced it. (A late one of an
+		// older generation is dropped harmlessly.)
+		if u := candidateUfrag(*e.Candidate); u != "" && !c.ufrags[u] {
+			early = u
+		}
+	}
 	c.mu.Unlock()
+	if early != "" {
+		c.fail("%s: a candidate of ufrag %s came before the description that introduced it", c.name, early)
+	}
 	select {
 	case <-c.stop:
 		return // leaving: renegotiation no longer matters
@@ -363,3 +383,18 @@ func exchanges(t *testing.T, n uint64, cs ...*client) {
 }
 
 func hasRelayCandidate(sdp string) bool { return strings.Contains(sdp, "typ relay") }
+
+// candidateUfrag is the ufrag a candidate names: its usernameFragment,
+// or the "ufrag" extension of its line.
+func candidateUfrag(c signaling.Candidate) string {
+	if c.UsernameFragment != nil && *c.UsernameFragment != "" {
+		return *c.UsernameFragment
+	}
+	f := strings.Fields(c.Candidate)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "ufrag" {
+			return f[i+1]
+		}
+	}
+	return ""
+}

@@ -19,6 +19,54 @@ type negotiation struct {
 	offer      bool          // the server must (re)offer once stable
 	restart    bool          // ... with an ICE restart
 	candidates []webrtc.ICECandidateInit
+	gate       candidateGate
+}
+
+// candidateGate holds back our candidates while a description is being
+// made, until it has been emitted. pion gathers a new ICE generation as
+// early as CreateOffer (an ICE restart) or SetRemoteDescription (a client
+// offer with new credentials), and hands over candidates from within
+// SetLocalDescription: without the gate a candidate of the new generation
+// reached the client before the description that carries its ufrag, the
+// client (still on the old one) dropped it, and an ICE restart could end
+// with no media (TestICERestartKeepsMediaFlowing, about one run in three
+// under -race).
+type candidateGate struct {
+	mu      sync.Mutex
+	holding bool
+	held    []signaling.MediaEvent
+}
+
+// holdCandidates starts holding candidates back.
+func (p *Peer) holdCandidates() {
+	p.neg.gate.mu.Lock()
+	p.neg.gate.holding = true
+	p.neg.gate.mu.Unlock()
+}
+
+// emitCandidate sends a candidate event, or holds it back.
+func (p *Peer) emitCandidate(e signaling.MediaEvent) {
+	p.neg.gate.mu.Lock()
+	defer p.neg.gate.mu.Unlock()
+	if p.neg.gate.holding {
+		p.neg.gate.held = append(p.neg.gate.held, e)
+		return
+	}
+	p.emit(e)
+}
+
+// releaseCandidates emits the description d (nil: none, setting it
+// failed), then the candidates held back, and stops holding.
+func (p *Peer) releaseCandidates(d *signaling.Description) {
+	p.neg.gate.mu.Lock()
+	defer p.neg.gate.mu.Unlock()
+	if d != nil {
+		p.emit(signaling.MediaEvent{Kind: signaling.EventDescription, Description: d})
+	}
+	for _, e := range p.neg.gate.held {
+		p.emit(e)
+	}
+	p.neg.gate.held, p.neg.gate.holding = nil, false
 }
 
 // Remote applies the client's offer or answer. An offer is answered
@@ -60,6 +108,11 @@ func (p *Peer) applyOffer(sdp string) error {
 	if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
 		return errIgnored
 	}
+	// An offer with new ICE credentials restarts gathering inside
+	// SetRemoteDescription already: hold from here.
+	var answered *signaling.Description
+	p.holdCandidates()
+	defer func() { p.releaseCandidates(answered) }()
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return fmt.Errorf("%w: offer: %w", ErrBadDescription, err)
 	}
@@ -71,7 +124,7 @@ func (p *Peer) applyOffer(sdp string) error {
 	if err := p.pc.SetLocalDescription(answer); err != nil {
 		return fmt.Errorf("%w: set the answer: %w", ErrBadDescription, err)
 	}
-	p.emit(signaling.MediaEvent{Kind: signaling.EventDescription, Description: &signaling.Description{Type: "answer", SDP: answer.SDP}})
+	answered = &signaling.Description{Type: "answer", SDP: answer.SDP}
 	return nil
 }
 
@@ -158,6 +211,11 @@ func (p *Peer) offerIfNeeded() {
 	if p.pc.RemoteDescription() == nil || p.pc.SignalingState() != webrtc.SignalingStateStable {
 		return
 	}
+	// CreateOffer with ICERestart starts gathering the new generation
+	// already: hold from here.
+	var offered *signaling.Description
+	p.holdCandidates()
+	defer func() { p.releaseCandidates(offered) }()
 	offer, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: p.neg.restart})
 	if err != nil {
 		p.log.Warn("create offer", "err", err)
@@ -171,5 +229,5 @@ func (p *Peer) offerIfNeeded() {
 		p.log.Info("ice restart offered")
 	}
 	p.neg.offer, p.neg.restart = false, false
-	p.emit(signaling.MediaEvent{Kind: signaling.EventDescription, Description: &signaling.Description{Type: "offer", SDP: offer.SDP}})
+	offered = &signaling.Description{Type: "offer", SDP: offer.SDP}
 }

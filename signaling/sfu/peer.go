@@ -81,11 +81,11 @@ func (p *Peer) emit(e signaling.MediaEvent) { p.events.push(e) }
 
 func (p *Peer) onICECandidate(c *webrtc.ICECandidate) {
 	if c == nil {
-		p.emit(signaling.MediaEvent{Kind: signaling.EventCandidate, Candidate: &signaling.Candidate{}})
+		p.emitCandidate(signaling.MediaEvent{Kind: signaling.EventCandidate, Candidate: &signaling.Candidate{}})
 		return
 	}
 	init := c.ToJSON()
-	p.emit(signaling.MediaEvent{Kind: signaling.EventCandidate, Candidate: &signaling.Candidate{
+	p.emitCandidate(signaling.MediaEvent{Kind: signaling.EventCandidate, Candidate: &signaling.Candidate{
 		Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment,
 	}})
 }
