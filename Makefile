@@ -76,7 +76,7 @@ fuzz:
 vet:
 	$(GO) vet ./...
 
-lint: vet
+lint: vet tidy-check
 	$(LINT) run ./...
 
 fmt:
