@@ -174,6 +174,12 @@ func (r *room) tryJoin(ctx context.Context, s *session, c joinClaims, expired, r
 		return ErrRoomFull
 	}
 	restart := rejoin && resume && p.peer != nil
+	if !restart && len(r.closing[c.Participant]) > 0 {
+		// Another join retired a peer of theirs since waitClosed looked
+		// (a reconnect racing an old tab): wait for it too, or the media
+		// layer refuses a second peer for the participant.
+		return errPeerRetired
+	}
 	if rejoin && !restart && p.peer != nil {
 		// A new peer replaces the old one, which closes first.
 		r.retire(p)
