@@ -97,8 +97,8 @@ type Interpreter struct {
 
 	mu    sync.Mutex
 	cache map[string]*profile
-	// epoch counts InvalidateAll calls: a profile loaded across one is
-	// not cached.
+	// epoch counts invalidations (Invalidate and InvalidateAll): a
+	// profile loaded across one is not cached.
 	epoch uint64
 	// warmUntil: until then, a patient the cache does not hold had no
 	// Goal and no CarePlan when Preload read them all. Zero: not known.
@@ -203,9 +203,11 @@ func (in *Interpreter) profile(ctx context.Context, patient string) *profile {
 	}
 	in.mu.Lock()
 	if in.epoch == epoch {
-		if len(in.cache) > 100_000 {
+		// A bound for a cold cache only: a warm one holds what Preload
+		// read (every patient with a Goal or CarePlan), and clearing it
+		// would send every patient through one-by-one lookups.
+		if len(in.cache) > 100_000 && !now.Before(in.warmUntil) {
 			clear(in.cache)
-			in.warmUntil = time.Time{}
 		}
 		in.cache[patient] = loaded
 	}

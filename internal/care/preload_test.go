@@ -133,6 +133,15 @@ func TestAPreloadedInterpreterLooksUpOnlyWhoChanged(t *testing.T) {
 	if n := src.goals.Load(); n != 0 {
 		t.Fatalf("%d lookups after a preload, want 0", n)
 	}
+	// The trend rule asks for the heart-failure plan: Preload must have
+	// read p1's active CarePlan categories, not only the Goals.
+	in.mu.Lock()
+	hf := in.cache["p1"] != nil && in.cache["p1"].categories["http://snomed.info/sct|84114007"]
+	p3 := in.cache["p3"] != nil && len(in.cache["p3"].categories) > 0
+	in.mu.Unlock()
+	if !hf || p3 {
+		t.Errorf("preloaded categories: p1 heart failure %v (want true), p3's ended plan %v (want false)", hf, p3)
+	}
 	in.Invalidate("p4")
 	spo2("p4")
 	spo2("p4")
@@ -151,7 +160,7 @@ func TestAFailedLookupIsRetriedAfterFailedTTLNotForEveryReading(t *testing.T) {
 	seedLimits(t, pool)
 	src := &countingDB{DB: NewDB(pool)}
 	cfg := DefaultInterpreterConfig()
-	cfg.FailedTTL = 200 * time.Millisecond
+	cfg.FailedTTL = 2 * time.Second // long enough for five readings on a loaded machine
 	in := NewInterpreter(mustRules(t), src, cfg, slog.New(slog.DiscardHandler))
 	ctx := t.Context()
 	spo2 := func() Flag {
