@@ -10,7 +10,8 @@ import (
 
 // Sum sums the samples of the metric name whose labels include the
 // label/value pairs want: a counter's or gauge's value, a histogram's
-// count.
+// count. A name the registry does not gather fails the test, so that a
+// check for zero cannot pass on a misspelt or unregistered metric.
 func Sum(tb testing.TB, reg prometheus.Gatherer, name string, want ...string) float64 {
 	tb.Helper()
 	mfs, err := reg.Gather()
@@ -18,10 +19,12 @@ func Sum(tb testing.TB, reg prometheus.Gatherer, name string, want ...string) fl
 		tb.Fatal(err)
 	}
 	var sum float64
+	found := false
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
+		found = true
 	samples:
 		for _, m := range mf.GetMetric() {
 			for i := 0; i+1 < len(want); i += 2 {
@@ -42,6 +45,9 @@ func Sum(tb testing.TB, reg prometheus.Gatherer, name string, want ...string) fl
 				sum += float64(m.GetHistogram().GetSampleCount())
 			}
 		}
+	}
+	if !found {
+		tb.Fatalf("obstest: no metric %s is gathered", name)
 	}
 	return sum
 }
