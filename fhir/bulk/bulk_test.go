@@ -60,15 +60,15 @@ func newFixture(t *testing.T) *fixture {
 	f.put(t, "Device", "d1", `{"resourceType":"Device","patient":{"reference":"Patient/p1"},"status":"active"}`)
 	f.put(t, "Practitioner", "pr1", `{"resourceType":"Practitioner","name":[{"family":"Lund"}]}`)
 	for i, p := range []string{"p1", "p1", "p1", "p2", "p2", "p3"} {
-		f.put(t, "Observation", fmt.Sprintf("o%d", i), obs(p, "29463-7", i))
+		f.put(t, "Observation", fmt.Sprintf("o%d", i), observationJSON(p, "29463-7", i))
 	}
-	f.put(t, "Observation", "hr1", obs("p1", "8867-4", 9))
+	f.put(t, "Observation", "hr1", observationJSON("p1", "8867-4", 9))
 	f.put(t, "Group", "g1", `{"resourceType":"Group","type":"person","actual":true,"member":[`+
 		`{"entity":{"reference":"Patient/p1"}},{"entity":{"reference":"Patient/p2"}},{"entity":{"reference":"Patient/p3"},"inactive":true}]}`)
 	return f
 }
 
-func obs(patient, code string, i int) string {
+func observationJSON(patient, code string, i int) string {
 	return fmt.Sprintf(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":%q}]},`+
 		`"subject":{"reference":"Patient/%s"},"effectiveDateTime":"2026-11-%02dT08:00:00Z","valueQuantity":{"value":%d,"unit":"kg"}}`, code, patient, i+1, 70+i)
 }
@@ -246,7 +246,7 @@ func TestTypeSinceAndTypeFilterSelectWhatIsExported(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	since := time.Now().UTC()
 	time.Sleep(10 * time.Millisecond)
-	f.put(t, "Observation", "late", obs("p2", "8867-4", 20))
+	f.put(t, "Observation", "late", observationJSON("p2", "8867-4", 20))
 	f.put(t, "Patient", "p4", `{"resourceType":"Patient"}`)
 	e := f.exporter(nil)
 	run(t, e)

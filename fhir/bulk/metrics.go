@@ -3,6 +3,8 @@ package bulk
 import (
 	"time"
 
+	"github.com/vidda/vidda/internal/obs"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -59,16 +61,8 @@ func newMetrics() *metrics {
 
 // Register adds the exporter's metrics to reg; nil registers nothing.
 func (e *Exporter) Register(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
 	m := e.m
-	for _, c := range []prometheus.Collector{m.queued, m.started, m.finished, m.running, m.resources, m.bytes, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return obs.Register(reg, m.queued, m.started, m.finished, m.running, m.resources, m.bytes, m.duration)
 }
 
 // begin counts a run that starts.

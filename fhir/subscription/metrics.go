@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vidda/vidda/internal/obs"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -99,16 +101,8 @@ func (m *metrics) waiting(id string, oldest time.Time) {
 
 // Register adds the runner's metrics to reg; nil registers nothing.
 func (r *Runner) Register(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
 	m := r.m
-	for _, c := range []prometheus.Collector{m.notifications, m.handshakes, m.matched, m.send, m.latency, &collector{r: r, d: newDescs()}} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return obs.Register(reg, m.notifications, m.handshakes, m.matched, m.send, m.latency, &collector{r: r, d: newDescs()})
 }
 
 type descs struct {

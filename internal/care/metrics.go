@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vidda/vidda/internal/obs"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -119,16 +121,8 @@ func (m *metrics) review(n int) {
 // Register adds the engine's metrics (its Interpreter's and Worklist's
 // included) to reg; nil registers nothing.
 func (e *Engine) Register(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
 	m := e.in.m
-	for _, c := range []prometheus.Collector{m.opened, m.escalated, m.closed, m.reviewed, m.errors, &outboxCollector{e: e, d: newOutboxDescs()}} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return obs.Register(reg, m.opened, m.escalated, m.closed, m.reviewed, m.errors, &outboxCollector{e: e, d: newOutboxDescs()})
 }
 
 type outboxDescs struct {

@@ -3,6 +3,8 @@ package turn
 import (
 	"net"
 
+	"github.com/vidda/vidda/internal/obs"
+
 	"github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -52,10 +54,5 @@ func (m *metrics) events() turn.EventHandler {
 
 // Register adds the TURN server's metrics to reg.
 func (s *Server) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{s.m.allocations, s.m.active, s.m.authFailures, s.m.relaysRefused} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return obs.Register(reg, s.m.allocations, s.m.active, s.m.authFailures, s.m.relaysRefused)
 }
