@@ -49,6 +49,13 @@ func TestAVideoVisitWithRealPeersThroughTheSFU(t *testing.T) {
 			t.Fatalf("%s joins: %v", a.Participant, err)
 		}
 		t.Cleanup(c.Close)
+		t.Cleanup(func() {
+			// The negotiation the browser plays must not have failed on
+			// the way, even where media still flowed.
+			if err := c.Err(); err != nil {
+				t.Errorf("%s: %v", a.Participant, err)
+			}
+		})
 		return c
 	}
 	await := func(c *visitclient.Client, typ signaling.MessageType) signaling.Message {

@@ -77,6 +77,14 @@ type Client struct {
 	code atomic.Int64           // the close code once the websocket closed
 	gone chan struct{}          // closed when the websocket closed
 
+	// The first negotiation failure (applying the server's offer or
+	// answer, or answering), and failed closed when it happened: a
+	// broken negotiation ends the Await calls with its cause instead of
+	// a timeout.
+	failOnce sync.Once
+	failErr  error
+	failed   chan struct{}
+
 	pc           *webrtc.PeerConnection
 	audio, video *webrtc.TrackLocalStaticSample
 	connected    chan struct{}
@@ -101,7 +109,7 @@ func Dial(ctx context.Context, g *Grant) (*Client, error) {
 	}
 	_ = resp.Body.Close()
 	c := &Client{
-		Participant: g.Participant, ws: ws, msgs: make(chan signaling.Message, 256), gone: make(chan struct{}),
+		Participant: g.Participant, ws: ws, msgs: make(chan signaling.Message, 256), gone: make(chan struct{}), failed: make(chan struct{}),
 		connected: make(chan struct{}), stop: make(chan struct{}),
 	}
 	if err := c.newPeer(); err != nil {
@@ -237,7 +245,9 @@ func (c *Client) read() {
 		case signaling.TypeQuality:
 		case signaling.TypeAnswer:
 			if m.Description != nil {
-				_ = c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.Description.SDP})
+				if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.Description.SDP}); err != nil {
+					c.fail(fmt.Errorf("apply the server's answer: %w", err))
+				}
 			}
 		case signaling.TypeOffer:
 			if m.Description != nil {
@@ -259,11 +269,16 @@ func (c *Client) read() {
 }
 
 func (c *Client) answer(sdp string) {
-	if c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}) != nil {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		c.fail(fmt.Errorf("apply the server's offer: %w", err))
 		return
 	}
 	ans, err := c.pc.CreateAnswer(nil)
-	if err != nil || c.pc.SetLocalDescription(ans) != nil {
+	if err == nil {
+		err = c.pc.SetLocalDescription(ans)
+	}
+	if err != nil {
+		c.fail(fmt.Errorf("answer the server's offer: %w", err))
 		return
 	}
 	_ = c.Send(signaling.Message{Type: signaling.TypeAnswer, Description: &signaling.Description{Type: "answer", SDP: ans.SDP}})
@@ -343,6 +358,8 @@ func (c *Client) AwaitConnected(ctx context.Context) error {
 	select {
 	case <-c.connected:
 		return nil
+	case <-c.failed:
+		return fmt.Errorf("media did not connect: %w", c.failErr)
 	case <-c.gone:
 		return fmt.Errorf("media did not connect: %w (%d)", ErrClosed, c.code.Load())
 	case <-ctx.Done():
@@ -361,11 +378,31 @@ func (c *Client) AwaitMedia(ctx context.Context) error {
 	for c.received.Load() == 0 {
 		select {
 		case <-tick.C:
+		case <-c.failed:
+			return fmt.Errorf("no media arrived: %w", c.failErr)
 		case <-ctx.Done():
 			return fmt.Errorf("no media arrived: %w", ctx.Err())
 		}
 	}
 	return nil
+}
+
+// fail records the first negotiation failure.
+func (c *Client) fail(err error) {
+	c.failOnce.Do(func() {
+		c.failErr = err
+		close(c.failed)
+	})
+}
+
+// Err is the first negotiation failure, nil while there is none.
+func (c *Client) Err() error {
+	select {
+	case <-c.failed:
+		return c.failErr
+	default:
+		return nil
+	}
 }
 
 // Received is how many media packets from the others arrived.
