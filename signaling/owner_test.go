@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/url"
 	"testing"
 	"time"
 
+	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/db/dbtest"
 )
 
@@ -168,6 +170,42 @@ func TestAPractitionersCallOnAVisitServedElsewhereNamesTheOwner(t *testing.T) {
 				t.Fatalf("got %v, want a refusal", err)
 			}
 		})
+	}
+}
+
+// TestACallSentToTheOwnerIsAuditedThereNotHere: the instance that
+// redirects a practitioner's call records nothing (the owner records the
+// step it takes); a call it refuses itself is recorded.
+func TestACallSentToTheOwnerIsAuditedThereNotHere(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.TokenKey = make([]byte, 32) })
+	f.appointment(t, "a1", "booked", "p1", "c1")
+	f.v.pin = elsewhere{}
+	ctx, c1 := context.Background(), clinicianActor("c1")
+	_, errState := f.v.State(ctx, c1, "a1")
+	for i, err := range []error{
+		errState, f.v.Admit(ctx, c1, "a1", "Patient/p1"), f.v.Remove(ctx, c1, "a1", "Patient/p1"), f.v.End(ctx, c1, "a1"),
+	} {
+		var away *ElsewhereError
+		if !errors.As(err, &away) {
+			t.Fatalf("call %d: got %v, want *ElsewhereError", i, err)
+		}
+	}
+	if err := f.v.End(ctx, patientActor("p1"), "a1"); !errors.Is(err, ErrNotPractitioner) {
+		t.Fatalf("the patient's end: got %v, want ErrNotPractitioner", err)
+	}
+	// The audit writer keeps the order of its events: once the refusal is
+	// in the trail, any event recorded before it is too.
+	f.waitAudit(t, "a1", "leave")
+	q, err := f.v.params.Parse("AuditEvent", url.Values{"entity": {"Appointment/a1"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := f.st.Search(ctx, q, store.Access{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Entries) != 1 {
+		t.Fatalf("%d audit events about the visit, want only the patient's refused end", len(page.Entries))
 	}
 }
 

@@ -196,8 +196,10 @@ func (v *Visits) Issue(ctx context.Context, who Actor, appointmentID string) (*G
 	return g, nil
 }
 
-// practitionerOfVisit loads the appointment and checks that who is one
-// of its practitioners.
+// practitionerOfVisit loads the appointment, checks that who is one of
+// its practitioners and that the visit is this instance's to serve
+// (*ElsewhereError naming the owner otherwise). The appointment is
+// returned with most errors, for the audit event's patient.
 func (v *Visits) practitionerOfVisit(ctx context.Context, who Actor, appointmentID string) (*appointment, string, error) {
 	appt, err := v.loadAppointment(ctx, appointmentID)
 	if err != nil {
@@ -210,6 +212,9 @@ func (v *Visits) practitionerOfVisit(ctx context.Context, who Actor, appointment
 	if kind != KindPractitioner {
 		return appt, "", fmt.Errorf("appointment %s: %w", appointmentID, ErrNotPractitioner)
 	}
+	if err := v.elsewhere(ctx, appointmentID); err != nil {
+		return appt, "", err
+	}
 	return appt, ref, nil
 }
 
@@ -217,16 +222,7 @@ func (v *Visits) practitionerOfVisit(ctx context.Context, who Actor, appointment
 // is admitted, who waits.
 func (v *Visits) State(ctx context.Context, who Actor, appointmentID string) (*VisitState, error) {
 	appt, _, err := v.practitionerOfVisit(ctx, who, appointmentID)
-	patient := ""
-	if appt != nil {
-		patient = appt.patient
-	}
-	if err == nil {
-		err = v.elsewhere(ctx, appointmentID)
-	}
-	if !isElsewhere(err) { // the owner records the read it answers
-		v.record(ctx, who, audit.KindRead, appointmentID, patient, "video visit state", err)
-	}
+	v.record(ctx, who, audit.KindRead, appointmentID, patientOf(appt), "video visit state", err)
 	if err != nil {
 		return nil, err
 	}
@@ -245,14 +241,9 @@ func (v *Visits) State(ctx context.Context, who Actor, appointmentID string) (*V
 func (v *Visits) Admit(ctx context.Context, who Actor, appointmentID, participant string) error {
 	appt, ref, err := v.practitionerOfVisit(ctx, who, appointmentID)
 	if err == nil {
-		err = v.elsewhere(ctx, appointmentID)
-	}
-	if err == nil {
 		err = v.inRoom(appointmentID, func(r *room) error { return r.admit(ref, participant) })
 	}
-	if !isElsewhere(err) {
-		v.record(ctx, who, audit.KindVideoAdmit, appointmentID, patientOf(appt), "admitted "+participant, err)
-	}
+	v.record(ctx, who, audit.KindVideoAdmit, appointmentID, patientOf(appt), "admitted "+participant, err)
 	return err
 }
 
@@ -260,14 +251,9 @@ func (v *Visits) Admit(ctx context.Context, who Actor, appointmentID, participan
 func (v *Visits) Remove(ctx context.Context, who Actor, appointmentID, participant string) error {
 	appt, ref, err := v.practitionerOfVisit(ctx, who, appointmentID)
 	if err == nil {
-		err = v.elsewhere(ctx, appointmentID)
-	}
-	if err == nil {
 		err = v.inRoom(appointmentID, func(r *room) error { return r.remove(ref, participant) })
 	}
-	if !isElsewhere(err) {
-		v.record(ctx, who, audit.KindVideoLeave, appointmentID, patientOf(appt), "removed "+participant, err)
-	}
+	v.record(ctx, who, audit.KindVideoLeave, appointmentID, patientOf(appt), "removed "+participant, err)
 	return err
 }
 
@@ -280,13 +266,11 @@ func (v *Visits) End(ctx context.Context, who Actor, appointmentID string) error
 	if err == nil {
 		if r := v.existing(appointmentID); r != nil {
 			err = r.end(ctx, "ended by "+ref)
-		} else if err = v.elsewhere(ctx, appointmentID); err == nil {
+		} else {
 			err = v.endWithoutRoom(ctx, appt)
 		}
 	}
-	if !isElsewhere(err) {
-		v.record(ctx, who, audit.KindVideoLeave, appointmentID, patientOf(appt), "ended the visit", err)
-	}
+	v.record(ctx, who, audit.KindVideoLeave, appointmentID, patientOf(appt), "ended the visit", err)
 	return err
 }
 
@@ -459,9 +443,11 @@ func (t *timer) stop() {
 	}
 }
 
-// record writes the audit event of one step of a visit.
+// record writes the audit event of one step of a visit. A step refused
+// with *ElsewhereError is not recorded: the client is sent to the
+// instance that serves the visit, which records the step it takes.
 func (v *Visits) record(ctx context.Context, who Actor, kind audit.Kind, appointmentID, patient, detail string, err error) {
-	if v.audit == nil {
+	if v.audit == nil || isElsewhere(err) {
 		return
 	}
 	e := audit.Event{
