@@ -121,7 +121,7 @@ type Owners struct {
 
 // claim is one visit this instance owns.
 type claim struct {
-	rooms int       // rooms open here (0 or 1)
+	room  bool      // the visit's room is open here (Visits holds one room per visit)
 	until time.Time // keep the claim without a room until then
 }
 
@@ -140,8 +140,7 @@ VALUES ($1, $2, $3, now() + make_interval(secs => $4))
 ON CONFLICT (appointment_id) DO UPDATE
     SET instance_id = excluded.instance_id, base_url = excluded.base_url, lease_until = excluded.lease_until,
         claimed_at = CASE WHEN o.instance_id = excluded.instance_id THEN o.claimed_at ELSE now() END
-    WHERE o.instance_id = excluded.instance_id OR o.lease_until < now()
-RETURNING instance_id, base_url`
+    WHERE o.instance_id = excluded.instance_id OR o.lease_until < now()`
 
 // Claim implements Pinning.
 func (o *Owners) Claim(ctx context.Context, appointmentID string) (Owner, error) {
@@ -150,10 +149,11 @@ func (o *Owners) Claim(ctx context.Context, appointmentID string) (Owner, error)
 	// A row deleted between the insert and the read (its owner stopped)
 	// is claimed on the next attempt.
 	for range 3 {
-		var own Owner
-		err := o.db.QueryRow(ctx, claimSQL, appointmentID, o.cfg.Instance, o.cfg.BaseURL, o.cfg.Lease.Seconds()).
-			Scan(&own.Instance, &own.BaseURL)
-		if err == nil {
+		tag, err := o.db.Exec(ctx, claimSQL, appointmentID, o.cfg.Instance, o.cfg.BaseURL, o.cfg.Lease.Seconds())
+		if err != nil {
+			return Owner{}, fmt.Errorf("claim visit %s: %w", appointmentID, err)
+		}
+		if tag.RowsAffected() == 1 {
 			o.mu.Lock()
 			c := o.held[appointmentID]
 			if c == nil {
@@ -164,12 +164,12 @@ func (o *Owners) Claim(ctx context.Context, appointmentID string) (Owner, error)
 				c.until = until
 			}
 			o.mu.Unlock()
-			own.Self = true
-			return own, nil
+			return Owner{Instance: o.cfg.Instance, BaseURL: o.cfg.BaseURL, Self: true}, nil
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return Owner{}, fmt.Errorf("claim visit %s: %w", appointmentID, err)
-		}
+		// No row written: another instance holds a live lease. On success
+		// the row holds this instance's own id and address, so nothing is
+		// read back; here the owner is.
+		var own Owner
 		err = o.db.QueryRow(ctx, `SELECT instance_id, base_url FROM visit_owner WHERE appointment_id = $1`, appointmentID).
 			Scan(&own.Instance, &own.BaseURL)
 		if err == nil {
@@ -208,15 +208,15 @@ func (o *Owners) Hold(appointmentID string) {
 		c = &claim{}
 		o.held[appointmentID] = c
 	}
-	c.rooms++
+	c.room = true
 }
 
 // Release implements Pinning.
 func (o *Owners) Release(appointmentID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if c := o.held[appointmentID]; c != nil && c.rooms > 0 {
-		c.rooms--
+	if c := o.held[appointmentID]; c != nil {
+		c.room = false
 	}
 }
 
@@ -251,7 +251,7 @@ func (o *Owners) renew(ctx context.Context) {
 	var keep, lapsed []string
 	o.mu.Lock()
 	for id, c := range o.held {
-		if c.rooms > 0 || now.Before(c.until) {
+		if c.room || now.Before(c.until) {
 			keep = append(keep, id)
 		} else {
 			lapsed = append(lapsed, id)
