@@ -37,8 +37,8 @@ type Measure struct {
 func (m *Measure) Code() string { return m.LOINC[0].Code }
 
 // Measures lists every measure of the code table, in its order; the
-// components of a panel are its Parts (see MeasureByCode for all).
-// Each call returns a fresh copy.
+// components of a panel are its Parts (see MeasuresByCode for all).
+// Each call builds a fresh copy: call it once and keep what it returns.
 func Measures() []Measure {
 	var out []Measure
 	for _, t := range Table() {
@@ -74,29 +74,27 @@ func Measures() []Measure {
 	return out
 }
 
-// MeasureByCode returns the measure, or the panel's part, written under
-// LOINC code (its primary code or another of its codes).
-func MeasureByCode(code string) (Measure, bool) {
-	for _, m := range Measures() {
-		if m.has(code) {
-			return m, true
-		}
-		for _, p := range m.Parts {
-			if p.has(code) {
-				return p, true
+// MeasuresByCode indexes Measures by every LOINC code a measure, or a
+// panel's part, is written under (its primary code and its others). It
+// builds the table once per call: a caller that looks up many codes
+// keeps the map (and does not change the measures in it; they share
+// their slices).
+func MeasuresByCode() map[string]Measure {
+	out := map[string]Measure{}
+	add := func(m Measure) {
+		for _, c := range m.LOINC {
+			if _, ok := out[c.Code]; !ok { // the first in table order wins
+				out[c.Code] = m
 			}
 		}
 	}
-	return Measure{}, false
-}
-
-func (m *Measure) has(code string) bool {
-	for _, c := range m.LOINC {
-		if c.Code == code {
-			return true
+	for _, m := range Measures() {
+		add(m)
+		for _, p := range m.Parts {
+			add(p)
 		}
 	}
-	return false
+	return out
 }
 
 // unitKey turns a UCUM code into a key's suffix: "mmol/L" → "mmol-l".

@@ -191,8 +191,9 @@ func ParseRules(b []byte) (*Rules, error) {
 		r.LateAfter = p.duration("late_after", f.LateAfter)
 	}
 	r.Measures = make([]Measure, len(f.Measures))
+	sent := devices.MeasuresByCode()
 	for i, mf := range f.Measures {
-		r.Measures[i] = p.measure(fmt.Sprintf("measures[%d]", i), mf)
+		r.Measures[i] = p.measure(fmt.Sprintf("measures[%d]", i), mf, sent)
 	}
 	for i := range r.Measures {
 		m := &r.Measures[i]
@@ -258,7 +259,9 @@ func (p *problems) duration(where, s string) time.Duration {
 	return d
 }
 
-func (p *problems) measure(where string, f measureFile) Measure {
+// measure checks one measure of the file; sent is the code table by
+// LOINC code (devices.MeasuresByCode).
+func (p *problems) measure(where string, f measureFile, sent map[string]devices.Measure) Measure {
 	m := Measure{Code: f.Code, Also: f.Also, Name: f.Name, Unit: f.Unit}
 	if !validCode(f.Code) {
 		p.add("%s.code: %q is not a LOINC code", where, f.Code)
@@ -270,7 +273,7 @@ func (p *problems) measure(where string, f measureFile) Measure {
 	}
 	// A measure devices send takes its other codes, name and unit from
 	// the code table (devices.Measures); the file gives only limits.
-	if dm, ok := devices.MeasureByCode(f.Code); ok {
+	if dm, ok := sent[f.Code]; ok {
 		for _, c := range dm.LOINC {
 			if c.Code != m.Code && !slices.Contains(m.Also, c.Code) {
 				m.Also = append(m.Also, c.Code)
