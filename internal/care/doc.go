@@ -58,7 +58,9 @@
 // write (migration 00011).
 //
 // It imports fhir and fhir/store (the Store interface is what it needs of
-// the store; cmd connects them), devices for the code table (what a
-// measure is: its codes, name and unit; the rules add limits), and pgx for its own tables and for the
-// read-only queries of limits, trends and missed measurements.
+// the store; cmd connects them), fhir/search for its FHIR date parser (the
+// one the store indexes dates with), devices for the code table (what a
+// measure is: its codes, name and unit; the rules add limits), and pgx for
+// its own tables and for the read-only queries of limits, trends and
+// missed measurements.
 package care

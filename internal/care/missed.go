@@ -127,8 +127,9 @@ func (r *Rules) plannedMeasures(plan PlanRow) []PlannedMeasure {
 	}
 	since := plan.LastUpdated
 	if p.Period != nil && p.Period.Start != "" {
-		if t, err := parseDateTime(p.Period.Start); err == nil {
-			since = t
+		// A dateTime is its own time, a date alone its midnight, UTC.
+		if t, err := r.dates.Parse(p.Period.Start); err == nil {
+			since = t.Start
 		}
 	}
 	var out []PlannedMeasure
@@ -161,16 +162,6 @@ func (r *Rules) plannedMeasures(plan PlanRow) []PlannedMeasure {
 		out = append(out, PlannedMeasure{Plan: plan.ID, Patient: plan.Patient, Code: m.Code, Name: m.Name, Interval: interval, Since: since})
 	}
 	return out
-}
-
-// parseDateTime reads a FHIR dateTime or date.
-func parseDateTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", time.DateOnly, "2006-01", "2006"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a FHIR dateTime", s)
 }
 
 // activePlans returns every active CarePlan of a patient.

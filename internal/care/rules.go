@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vidda/vidda/devices"
+	"github.com/vidda/vidda/fhir/search"
 )
 
 // defaultRules is the clinic-wide defaults vidda ships (rules.json): the
@@ -69,6 +70,9 @@ type Rules struct {
 	MissedGrace float64
 
 	byCode map[string]*Measure
+	// dates reads the FHIR dates of plans (fhir/search's parser, the one
+	// the store indexes dates with); zoneless values are UTC.
+	dates *search.DateParser
 }
 
 // Measure is the default limits of one measure.
@@ -186,7 +190,10 @@ func ParseRules(b []byte) (*Rules, error) {
 		return nil, errors.New("care rules: more than one JSON value")
 	}
 	var p problems
-	r := &Rules{byCode: map[string]*Measure{}, MissedEvery: time.Minute, MissedGrace: 1.5, LateAfter: time.Hour}
+	r := &Rules{
+		byCode: map[string]*Measure{}, dates: search.NewDateParser(time.UTC),
+		MissedEvery: time.Minute, MissedGrace: 1.5, LateAfter: time.Hour,
+	}
 	if f.LateAfter != "" {
 		r.LateAfter = p.duration("late_after", f.LateAfter)
 	}

@@ -33,6 +33,8 @@
 //
 // It may import Fiber, internal/auth, internal/care (the limits, plans and
 // Task vocabulary it shows are the engine's), internal/audit, devices (the
-// code table: what a measure is), fhir and fhir/store; the session store, the FHIR store and the audit recorder
-// are small interfaces it declares, which cmd/vidda fills in.
+// code table: what a measure is), fhir, fhir/store and fhir/search (the
+// search parameters, and the one parser of FHIR dates); the session store,
+// the FHIR store and the audit recorder are small interfaces it declares,
+// which cmd/vidda fills in.
 package web

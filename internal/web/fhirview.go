@@ -2,7 +2,6 @@ package web
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -81,13 +80,13 @@ type observationJSON struct {
 
 // decodeReading reads an Observation of a known measure; ok is false for
 // one the pages cannot show (unknown code, no time).
-func decodeReading(content []byte, table *measureTable) (reading, *measure, bool) {
+func (p *Pages) decodeReading(content []byte) (reading, *measure, bool) {
 	var o observationJSON
 	if err := json.Unmarshal(content, &o); err != nil {
 		return reading{}, nil, false
 	}
 	r := reading{ID: o.ID, Code: o.Code.code()}
-	m := table.of(r.Code)
+	m := p.measures.of(r.Code)
 	if m == nil {
 		return reading{}, nil, false
 	}
@@ -98,7 +97,7 @@ func decodeReading(content []byte, table *measureTable) (reading, *measure, bool
 	if eff == "" && o.EffectivePeriod != nil {
 		eff = o.EffectivePeriod.Start
 	}
-	at, err := parseFHIRTime(eff)
+	at, err := p.fhirTime(eff)
 	if err != nil {
 		return reading{}, nil, false
 	}
@@ -115,10 +114,10 @@ func decodeReading(content []byte, table *measureTable) (reading, *measure, bool
 	}
 	r.V = make([]float64, len(m.Parts))
 	found := false
-	for i, p := range m.Parts {
+	for i, pt := range m.Parts {
 		r.V[i] = nan()
 		for _, c := range o.Component {
-			if c.Code.code() == p.Code && c.ValueQuantity != nil && c.ValueQuantity.Value != nil {
+			if c.Code.code() == pt.Code && c.ValueQuantity != nil && c.ValueQuantity.Value != nil {
 				r.V[i] = *c.ValueQuantity.Value
 				found = true
 			}
@@ -127,15 +126,12 @@ func decodeReading(content []byte, table *measureTable) (reading, *measure, bool
 	return r, m, found
 }
 
-// parseFHIRTime reads a FHIR dateTime or instant; a date alone is its
-// midnight, UTC.
-func parseFHIRTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("not a FHIR dateTime: %q", s)
+// fhirTime reads a FHIR date, dateTime or instant as the time it starts
+// at: a dateTime's own time, a date alone its midnight, UTC. It is
+// fhir/search's parser, the one the store indexes dates with.
+func (p *Pages) fhirTime(s string) (time.Time, error) {
+	r, err := p.dates.Parse(s) // on error, r is zero and err names s
+	return r.Start, err
 }
 
 // patientJSON is what the pages show of a Patient.

@@ -204,7 +204,7 @@ func (p *Pages) reviews(ctx context.Context, pr *auth.Principal, pid string) (ma
 		if r == nil {
 			continue
 		}
-		at, _ := parseFHIRTime(t.LastModified)
+		at, _ := p.fhirTime(t.LastModified)
 		s := seen{open: care.TaskOpen(t.Status), at: at}
 		if old, ok := latest[r.m.Key]; !ok || s.open || (!old.open && at.After(old.at)) {
 			latest[r.m.Key] = s
@@ -256,7 +256,7 @@ func (p *Pages) upcomingVisits(ctx context.Context, pr *auth.Principal, pid stri
 		if json.Unmarshal(st.Content, &a) != nil || a.Status != "booked" {
 			continue
 		}
-		start, err := parseFHIRTime(a.Start)
+		start, err := p.fhirTime(a.Start)
 		if err != nil {
 			continue
 		}

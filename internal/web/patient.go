@@ -217,7 +217,7 @@ func (p *Pages) taskViews(ctx context.Context, pr *auth.Principal, l *Localizer,
 			r = readings[ids[len(ids)-1]]
 		}
 		v := taskView{ID: t.ID, Problem: p.problem(l, t, r), Priority: cmp.Or(t.Priority, care.PriorityRoutine.String())}
-		v.Since, _ = parseFHIRTime(t.AuthoredOn)
+		v.Since, _ = p.fhirTime(t.AuthoredOn)
 		if r != nil {
 			v.Value = formatValue(l, r.m, r.V) + " " + r.m.Shown
 			v.Interp, v.InterpText = r.Interp, interpText(l, r.Interp)
@@ -244,7 +244,7 @@ func (p *Pages) latestReadings(ctx context.Context, pr *auth.Principal, patientI
 	}
 	out := map[string]reading{}
 	for _, st := range found {
-		r, m, ok := decodeReading(st.Content, p.measures)
+		r, m, ok := p.decodeReading(st.Content)
 		if !ok {
 			continue
 		}
@@ -266,7 +266,7 @@ func (p *Pages) readingsSince(ctx context.Context, pr *auth.Principal, patientID
 	}
 	out := map[string][]reading{}
 	for _, st := range found {
-		if r, m, ok := decodeReading(st.Content, p.measures); ok {
+		if r, m, ok := p.decodeReading(st.Content); ok {
 			out[m.Key] = append(out[m.Key], r)
 		}
 	}

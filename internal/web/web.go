@@ -129,8 +129,10 @@ type Pages struct {
 	zone     *time.Location
 	measures *measureTable
 	rules    *care.Rules
-	hub      *hub
-	now      func() time.Time
+	// dates reads the FHIR dates of stored resources (fhirTime).
+	dates *search.DateParser
+	hub   *hub
+	now   func() time.Time
 }
 
 // pageNames are the templates, each a "content" for layout.html.
@@ -162,7 +164,7 @@ func New(deps Deps, cfg Config, log *slog.Logger) (*Pages, error) {
 	}
 	p := &Pages{
 		cfg: cfg, deps: deps, log: log, pages: map[string]*template.Template{}, cats: cats, zone: zone,
-		measures: newMeasureTable(), rules: rules, now: time.Now,
+		measures: newMeasureTable(), rules: rules, dates: search.NewDateParser(time.UTC), now: time.Now,
 	}
 	p.hub = newHub(deps.Listen, log)
 	for _, name := range pageNames() {

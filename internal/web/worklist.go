@@ -131,7 +131,7 @@ func (p *Pages) worklist(ctx context.Context, pr *auth.Principal, l *Localizer) 
 			TaskID: t.ID, PatientID: pid, Patient: cmp.Or(names[pid], pid), Priority: cmp.Or(t.Priority, care.PriorityRoutine.String()),
 			rank: priorityRank(t.Priority),
 		}
-		row.Since, _ = parseFHIRTime(t.AuthoredOn)
+		row.Since, _ = p.fhirTime(t.AuthoredOn)
 		var r *shownReading
 		if ids := t.readings; len(ids) > 0 {
 			r = readings[ids[len(ids)-1]]
@@ -196,7 +196,7 @@ func (p *Pages) readingsByID(ctx context.Context, pr *auth.Principal, ids []stri
 			return nil, err
 		}
 		for _, st := range found {
-			if r, m, ok := decodeReading(st.Content, p.measures); ok {
+			if r, m, ok := p.decodeReading(st.Content); ok {
 				out[st.ID] = &shownReading{reading: r, m: m}
 			}
 		}
