@@ -1,6 +1,8 @@
 // Package audit owns vidda's audit trail: what an access was (Event), how
-// it reads as a FHIR R4 AuditEvent, and the Writer that stores AuditEvents
-// in the auditevent table without making a request wait for the database.
+// it reads as a FHIR R4 AuditEvent, and the Writer that stores it without
+// making a request wait for the database. A stored access is one narrow row
+// of audit_record; the auditevent view (migration 00016) renders it as the
+// AuditEvent that fhir/store reads and searches like any resource table.
 //
 // Every read, search, write, export, sign-in (and failed sign-in), video
 // join/admit/leave and device credential change becomes an Event: who (the

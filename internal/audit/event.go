@@ -59,16 +59,12 @@ const (
 	SystemVidda = "urn:vidda:audit-event"
 	// SystemRole holds vidda's roles (admin, clinician, nurse, patient,
 	// system, operator) as agent.role.
-	SystemRole        = "urn:vidda:role"
-	systemAction      = "http://hl7.org/fhir/audit-event-action"
-	systemOutcome     = "http://hl7.org/fhir/audit-event-outcome"
-	systemEntityType  = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-	systemObjectRole  = "http://terminology.hl7.org/CodeSystem/object-role"
-	systemSourceType  = "http://terminology.hl7.org/CodeSystem/security-source-type"
-	systemParticipant = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-	// BALP's entity type for the request id (X-Request-Id).
-	systemBALPEntity = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+	SystemRole = "urn:vidda:role"
 )
+
+// The other code systems an AuditEvent uses (action, outcome, entity type
+// and role, source type, participation type, BALP's entity type) appear
+// only in its rendering, vidda_audit_json of migration 00016.
 
 // coding is one code of a code system.
 type coding struct{ system, code, display string }

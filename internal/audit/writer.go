@@ -315,11 +315,10 @@ func (w *Writer) write(ctx context.Context, batch []*Event, deadline time.Time) 
 }
 
 func (w *Writer) prepare(batch []*Event) ([]row, error) {
-	at := time.Now().UTC().Truncate(time.Millisecond)
 	rows := make([]row, 0, len(batch))
 	var err error
 	for _, e := range batch {
-		if rows, err = w.layout.rows(e, at, rows); err != nil {
+		if rows, err = w.layout.rows(e, rows); err != nil {
 			return nil, err
 		}
 	}
@@ -331,7 +330,7 @@ func (w *Writer) copy(ctx context.Context, rows []row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	n, err := w.pool.CopyFrom(ctx, pgx.Identifier{"auditevent"}, w.layout.cols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+	n, err := w.pool.CopyFrom(ctx, pgx.Identifier{recordTable}, w.layout.cols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		return rows[i], nil
 	}))
 	if err != nil {
@@ -349,7 +348,7 @@ func (w *Writer) unwritten(ctx context.Context, rows []row) ([]row, error) {
 	for i, r := range rows {
 		ids[i] = r[0].(string) //nolint:forcetypeassert // column 0 is the id, set by rows
 	}
-	got, err := w.pool.Query(ctx, "SELECT id FROM auditevent WHERE id = ANY($1::text[])", ids)
+	got, err := w.pool.Query(ctx, "SELECT id FROM "+recordTable+" WHERE id = ANY($1::text[])", ids)
 	if err != nil {
 		return rows, fmt.Errorf("audit: check an earlier attempt: %w", err)
 	}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -17,6 +18,8 @@ import (
 	"github.com/vidda/vidda/fhir/store"
 	"github.com/vidda/vidda/internal/db/dbtest"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
@@ -149,7 +152,7 @@ func TestAFailedBatchIsRetriedUntilItIsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lock.Exec(ctx, "LOCK TABLE auditevent IN ACCESS EXCLUSIVE MODE"); err != nil {
+	if _, err := lock.Exec(ctx, "LOCK TABLE audit_record IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
 	stop := r.run(t)
