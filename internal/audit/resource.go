@@ -71,14 +71,13 @@ func newLayout(params *search.Registry, instance string) (*layout, error) {
 // resource is one AuditEvent being built: an Event about at most one
 // patient.
 type resource struct {
-	e       *Event
-	patient string // "" for none
+	e *Event
 	// domain and patientRef are the entities' references, "" for none.
 	domain, patientRef string
 }
 
-func newResource(e *Event, patient string) resource {
-	r := resource{e: e, patient: patient}
+func newResource(e *Event, patient string) *resource {
+	r := &resource{e: e}
 	if e.ResourceType != "" && e.ResourceID != "" && (e.ResourceType != "Patient" || e.ResourceID != patient) {
 		r.domain = e.ResourceType + "/" + e.ResourceID
 	}
@@ -153,29 +152,31 @@ func (l *layout) rows(e *Event, out []row) ([]row, error) {
 		isIP = err == nil
 	}
 	recorded := c.Time.UTC().Truncate(time.Millisecond)
-	detail := describe(&c)
-	for _, p := range patients {
+	detail := describe(c)
+	for i := range patients {
 		id, err := uuid.NewV7()
 		if err != nil {
 			return out, fmt.Errorf("audit: new id: %w", err)
 		}
-		r := newResource(&c, p)
-		version := ""
+		r := newResource(c, patients[i])
+		var version *string
 		if r.domain != "" {
-			version = c.VersionID
+			version = &c.VersionID
 		}
 		out = append(out, row{
-			id.String(), recorded, int16(kindOf(&c)), int16(outcomeOf(&c)), r.compartment(), agents, r.entityRefs(l.entities),
-			opt(a.Reference), opt(a.Subject), opt(a.Role), opt(a.Issuer), opt(a.Name), opt(a.ClientID), opt(a.TokenID), opt(a.Address), isIP,
-			opt(r.domain), opt(version), opt(p), opt(c.Query), opt(c.RequestID), opt(detail), opt(c.OutcomeDesc), l.instance,
+			id.String(), recorded, int16(kindOf(c)), int16(outcomeOf(c)), r.compartment(), agents, r.entityRefs(l.entities),
+			opt(&a.Reference), opt(&a.Subject), opt(&a.Role), opt(&a.Issuer), opt(&a.Name), opt(&a.ClientID), opt(&a.TokenID), opt(&a.Address), isIP,
+			opt(&r.domain), opt(version), opt(&patients[i]), opt(&c.Query), opt(&c.RequestID), opt(&detail), opt(&c.OutcomeDesc), l.instance,
 		})
 	}
 	return out, nil
 }
 
-// opt is s, or NULL when empty.
-func opt(s string) any {
-	if s == "" {
+// opt is s, or NULL when it is nil or empty. A pointer goes into an
+// interface without an allocation of its own; s must stay unchanged until
+// the row is written.
+func opt(s *string) any {
+	if s == nil || *s == "" {
 		return nil
 	}
 	return s
@@ -184,7 +185,7 @@ func opt(s string) any {
 // cleaned is a copy of e whose strings PostgreSQL's text takes: valid
 // UTF-8 without NUL. A client types some of them (a username at sign-in,
 // a query string); a COPY refused for one of them would never succeed.
-func cleaned(e *Event) Event {
+func cleaned(e *Event) *Event {
 	c := *e
 	for _, s := range []*string{
 		&c.OutcomeDesc, &c.ResourceType, &c.ResourceID, &c.VersionID, &c.Query, &c.RequestID, &c.Detail,
@@ -199,7 +200,7 @@ func cleaned(e *Event) Event {
 			c.Patients[i] = clean(c.Patients[i])
 		}
 	}
-	return c
+	return &c
 }
 
 func needsCleaning(s string) bool { return !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 }
