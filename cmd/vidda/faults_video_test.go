@@ -97,24 +97,8 @@ func (f *visitFixture) inVisit(t *testing.T, base, patientBase string) (clinicia
 		t.Fatal(err)
 	}
 	t.Cleanup(patient.Close)
-	if _, err := clinician.Await(ctx, signaling.TypeWaiting); err != nil {
+	if err := visitclient.Admit(ctx, clinician, patient, nil); err != nil {
 		t.Fatal(err)
-	}
-	for _, c := range []*visitclient.Client{clinician, patient} {
-		if err := c.AwaitConnected(ctx); err != nil {
-			t.Fatalf("%s: %v", c.Participant, err)
-		}
-	}
-	if err := clinician.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: "Patient/demo-patient-1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := patient.Await(ctx, signaling.TypeAdmitted); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*visitclient.Client{clinician, patient} {
-		if err := c.AwaitMedia(ctx); err != nil {
-			t.Fatalf("%s: %v", c.Participant, err)
-		}
 	}
 	return clinician, patient
 }

@@ -103,24 +103,8 @@ func soakVisit(ctx context.Context, hc *http.Client, base, admin, id, patientID,
 		return fmt.Errorf("patient: %w", err)
 	}
 	defer patient.Close()
-	if _, err := clinician.Await(vctx, signaling.TypeWaiting); err != nil {
-		return fmt.Errorf("clinician: %w", err)
-	}
-	for _, c := range []*visitclient.Client{clinician, patient} {
-		if err := c.AwaitConnected(vctx); err != nil {
-			return fmt.Errorf("%s: %w", c.Participant, err)
-		}
-	}
-	if err := clinician.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: "Patient/" + patientID}); err != nil {
+	if err := visitclient.Admit(vctx, clinician, patient, nil); err != nil {
 		return fmt.Errorf("admit: %w", err)
-	}
-	if _, err := patient.Await(vctx, signaling.TypeAdmitted); err != nil {
-		return fmt.Errorf("patient: %w", err)
-	}
-	for _, c := range []*visitclient.Client{clinician, patient} {
-		if err := c.AwaitMedia(vctx); err != nil {
-			return fmt.Errorf("%s: %w", c.Participant, err)
-		}
 	}
 	select {
 	case <-time.After(hold):

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -70,22 +71,19 @@ func TestAVideoVisitWithRealPeersThroughTheSFU(t *testing.T) {
 	clin := join(s.staff(t, auth.RoleClinician, "c1"))
 	pat := join(s.token(t, auth.RolePatient, "p1"))
 	await(pat, signaling.TypeWaiting)
-	if w := await(clin, signaling.TypeWaiting); len(w.Waiting) != 1 {
-		t.Fatalf("waiting %+v", w)
-	}
-	for _, c := range []*visitclient.Client{clin, pat} {
-		if err := c.AwaitConnected(ctx); err != nil {
-			t.Fatalf("%s: %v", c.Participant, err)
+	// Admit hands over the clinician's waiting room once both peers
+	// connected, before the admission.
+	if err := visitclient.Admit(ctx, clin, pat, func(w signaling.Message) error {
+		if len(w.Waiting) != 1 {
+			return fmt.Errorf("waiting %+v", w)
 		}
-	}
-	if n := pat.ReceivedFrom("Practitioner/c1", "video") + pat.ReceivedFrom("Practitioner/c1", "audio"); n != 0 {
-		t.Fatalf("a waiting patient received %d packets", n)
-	}
-
-	if err := clin.Send(signaling.Message{Type: signaling.TypeAdmit, Participant: "Patient/p1"}); err != nil {
+		if n := pat.ReceivedFrom("Practitioner/c1", "video") + pat.ReceivedFrom("Practitioner/c1", "audio"); n != 0 {
+			return fmt.Errorf("a waiting patient received %d packets", n)
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	await(pat, signaling.TypeAdmitted)
 	for _, pair := range [][2]*visitclient.Client{{clin, pat}, {pat, clin}} {
 		to, from := pair[0], pair[1]
 		eventually(t, to.Participant+" receives "+from.Participant, func() bool {

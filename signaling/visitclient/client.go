@@ -5,6 +5,8 @@
 // answers the server's offers, trickles candidates both ways, publishes
 // Opus-sized audio and VP8-sized video, and counts the packets it
 // receives. It follows the protocol documented in package signaling.
+// Admit plays the start of a visit with two of them: the patient waits,
+// the clinician admits, media flows.
 //
 // It imports signaling (the message types), pion (only signaling/... may)
 // and fasthttp/websocket (the websocket library the server uses).
