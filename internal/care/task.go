@@ -187,20 +187,22 @@ type extension struct {
 	ValueReference *reference `json:"valueReference,omitempty"`
 }
 
-// TaskReadings returns the references of the readings a worklist Task is
-// about, its focus first, then further readings (extension
-// ExtensionReading, or Task.input valueReference), in order.
-func TaskReadings(content []byte) []string {
-	var t struct {
-		Focus     *reference  `json:"focus"`
-		Extension []extension `json:"extension"`
-		Input     []struct {
-			ValueReference *reference `json:"valueReference"`
-		} `json:"input"`
-	}
-	if json.Unmarshal(content, &t) != nil {
-		return nil
-	}
+// TaskReadingRefs are the members of a worklist Task that name the
+// readings it is about. A reader that decodes a Task into a struct of its
+// own embeds TaskReadingRefs to read them in the same pass (Readings);
+// TaskReadings decodes them alone.
+type TaskReadingRefs struct {
+	Focus     *reference  `json:"focus"`
+	Extension []extension `json:"extension"`
+	Input     []struct {
+		ValueReference *reference `json:"valueReference"`
+	} `json:"input"`
+}
+
+// Readings returns the references of the readings the Task is about, its
+// focus first, then further readings (extension ExtensionReading, or
+// Task.input valueReference), in order.
+func (t *TaskReadingRefs) Readings() []string {
 	var out []string
 	if t.Focus != nil && t.Focus.Reference != "" {
 		out = append(out, t.Focus.Reference)
@@ -216,6 +218,16 @@ func TaskReadings(content []byte) []string {
 		}
 	}
 	return out
+}
+
+// TaskReadings returns the references of the readings a stored worklist
+// Task is about (TaskReadingRefs.Readings); nil when it does not decode.
+func TaskReadings(content []byte) []string {
+	var t TaskReadingRefs
+	if json.Unmarshal(content, &t) != nil {
+		return nil
+	}
+	return t.Readings()
 }
 
 // refers reports whether the Task is about reading ref already.

@@ -1,6 +1,7 @@
 package care
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -54,5 +55,36 @@ func TestATaskGathersReadingsAndEscalates(t *testing.T) {
 	}
 	if d.str("status") != "completed" || TaskOpen(d.str("status")) {
 		t.Errorf("status %s", d.str("status"))
+	}
+}
+
+// TestAReaderOfItsOwnFindsATasksReadingsInOnePass: a struct that embeds
+// TaskReadingRefs next to members of its own (as the pages' Task does)
+// reads the readings TaskReadings does, from either way they were
+// recorded, the focus first.
+func TestAReaderOfItsOwnFindsATasksReadingsInOnePass(t *testing.T) {
+	for _, c := range []struct{ name, task string }{
+		{"further readings in Task.input", `{"status":"requested","focus":{"reference":"Observation/a"},
+			"input":[{"type":{"text":"reading"},"valueReference":{"reference":"Observation/b"}},{"type":{"text":"reading"},"valueReference":{"reference":"Observation/c"}}]}`},
+		{"further readings in the older extension", `{"status":"requested","focus":{"reference":"Observation/a"},
+			"extension":[{"url":"` + ExtensionReading + `","valueReference":{"reference":"Observation/b"}},{"url":"urn:other","valueReference":{"reference":"Observation/x"}}],
+			"input":[{"valueReference":{"reference":"Observation/c"}}]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var own struct {
+				Status string `json:"status"`
+				TaskReadingRefs
+			}
+			if err := json.Unmarshal([]byte(c.task), &own); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"Observation/a", "Observation/b", "Observation/c"}
+			if got := own.Readings(); own.Status != "requested" || !slices.Equal(got, want) {
+				t.Errorf("status %q, readings %v; want requested, %v", own.Status, got, want)
+			}
+			if got := TaskReadings([]byte(c.task)); !slices.Equal(got, want) {
+				t.Errorf("TaskReadings: %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -165,7 +165,6 @@ type taskJSON struct {
 	Priority     string     `json:"priority"`
 	Code         codeable   `json:"code"`
 	Description  string     `json:"description"`
-	Focus        *reference `json:"focus"`
 	For          *reference `json:"for"`
 	AuthoredOn   string     `json:"authoredOn"`
 	LastModified string     `json:"lastModified"`
@@ -175,6 +174,9 @@ type taskJSON struct {
 		Time string `json:"time"`
 	} `json:"note"`
 	Reason *codeable `json:"reasonCode"`
+	// TaskReadingRefs are its focus and further readings, read in the
+	// same pass as the rest.
+	care.TaskReadingRefs
 
 	// readings are the ids of the Observations the Task is about, oldest
 	// first (see decodeTask).
@@ -182,14 +184,14 @@ type taskJSON struct {
 }
 
 // decodeTask reads a stored Task, with the Observations it is about as
-// internal/care records them (care.TaskReadings: the focus, then further
-// readings).
+// internal/care records them (care.TaskReadingRefs: the focus, then
+// further readings), in one pass over its JSON.
 func decodeTask(content []byte) (taskJSON, bool) {
 	var t taskJSON
 	if json.Unmarshal(content, &t) != nil {
 		return taskJSON{}, false
 	}
-	for _, ref := range care.TaskReadings(content) {
+	for _, ref := range t.Readings() {
 		if id := (&reference{Reference: ref}).id("Observation"); id != "" {
 			t.readings = append(t.readings, id)
 		}
