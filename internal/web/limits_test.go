@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,13 +13,16 @@ import (
 	"github.com/vidda/vidda/internal/care"
 )
 
-// TestThePagesShowTheLimitsTheEngineJudgesBy holds the patient page and
-// /me to the care engine: for Goals that the engine reads in ways easy to
-// get wrong (an updated Goal, a Goal by another code of the measure, one
-// in another unit, one that starts tomorrow, one end only), every value a
-// page calls within the limits is one the Interpreter flags N, and every
-// value it marks out is one the Interpreter flags.
-func TestThePagesShowTheLimitsTheEngineJudgesBy(t *testing.T) {
+// TestThePagesAndTheEngineJudgeByTheLimitsWrittenOutHere holds the
+// patient page and /me, and the care engine, each to limits written out
+// by hand from rules.json and the Goals below, for Goals that are easy to
+// read wrong (an updated Goal, a Goal by another code of the measure, one
+// in another unit, one that starts in two days, one end only): the ends
+// the pages shade and whether each end is itself flagged, whose limits
+// they are, and for values on and around the ends, whether the pages call
+// them within and whether the Interpreter flags them. A change to the
+// rules, the Goal reading or the pages' view of it fails here.
+func TestThePagesAndTheEngineJudgeByTheLimitsWrittenOutHere(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
 	h.clinic()
 	goal := func(id, code string, low, high map[string]any, extra map[string]any) {
@@ -47,6 +51,60 @@ func TestThePagesShowTheLimitsTheEngineJudgesBy(t *testing.T) {
 	})
 	goal("temp", "8310-5", nil, qty(37.5, "Cel"), nil)
 
+	end := func(v float64) *float64 { return &v }
+	tests := []struct {
+		code, what      string
+		low, high       *float64
+		lowOut, highOut bool // the end itself is flagged
+		own             bool // the patient's Goal, not the clinic's default
+		within, out     []float64
+	}{
+		{
+			code: "8480-6", what: "systolic: the newer Goal, both ends normal",
+			low: end(95), high: end(150), own: true,
+			within: []float64{95, 120, 150}, out: []float64{94.5, 150.5, 180},
+		},
+		{
+			code: "8462-4", what: "diastolic: a Goal in kPa is ignored, the default flags 110 itself",
+			high: end(110), highOut: true,
+			within: []float64{12, 60, 109.5}, out: []float64{110, 130},
+		},
+		{
+			code: "59408-5", what: "SpO2: a Goal by code 2708-6 with a low end only; no high end",
+			low: end(94), own: true,
+			within: []float64{94, 100}, out: []float64{87, 93.5},
+		},
+		{
+			code: "8867-4", what: "heart rate: a Goal that starts in two days leaves the default",
+			low: end(50), high: end(120), highOut: true,
+			within: []float64{50, 52, 110, 119.5}, out: []float64{39, 49.5, 120, 140},
+		},
+		{
+			code: "8310-5", what: "temperature: a Goal's high end replaces the default's, the default low end stays",
+			low: end(35), high: end(37.5), own: true,
+			within: []float64{35, 37.5}, out: []float64{34.5, 37.6, 38, 41},
+		},
+		{
+			code: "9279-1", what: "respiratory rate: the default",
+			low: end(10), high: end(25), highOut: true,
+			within: []float64{10, 24.5}, out: []float64{9.5, 25},
+		},
+		{
+			code: "2339-0", what: "glucose in mg/dL: the default",
+			low: end(70), high: end(250), highOut: true,
+			within: []float64{70, 249.5}, out: []float64{53, 69.5, 250, 400},
+		},
+		{
+			code: "15074-8", what: "glucose in mmol/L: the default",
+			low: end(3.9), high: end(13.9), highOut: true,
+			within: []float64{3.9, 13.8}, out: []float64{3.8, 13.9},
+		},
+		{
+			code: "29463-7", what: "weight: no limits",
+			within: []float64{0, 300},
+		},
+	}
+
 	ctx := context.Background()
 	_, sess, err := h.sessions.SignIn(ctx, auth.Credentials{Username: "ingrid", Password: "ingrid's long password"})
 	if err != nil {
@@ -56,31 +114,50 @@ func TestThePagesShowTheLimitsTheEngineJudgesBy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(lims) != len(tests) {
+		t.Errorf("the pages know limits of %d codes, this test of %d", len(lims), len(tests))
+	}
 	in := care.NewInterpreter(h.pages.rules, care.NewDB(h.pool), care.DefaultInterpreterConfig(), slog.New(slog.DiscardHandler))
 	at := time.Now()
-	for i := range h.pages.measures.list {
-		for _, code := range h.pages.measures.list[i].goalCodes() {
-			lim, ok := lims[code]
+	for _, tt := range tests {
+		t.Run(tt.what, func(t *testing.T) {
+			lim, ok := lims[tt.code]
 			if !ok {
-				t.Errorf("%s: the pages know no limits of it; the rules do", code)
-				continue
+				t.Fatalf("the pages know no limits of %s", tt.code)
 			}
-			for v := 0.0; v <= 300; v += 0.5 {
-				r := care.Reading{Patient: "p1", Code: code, At: at, Value: v}
-				in.Interpret(ctx, &r)
-				if lim.within(v) == r.Flag.Abnormal() {
-					t.Errorf("%s = %g: the pages say within=%v, the engine flags %q", code, v, lim.within(v), r.Flag)
-					break
+			if !sameEnd(lim.Low, tt.low) || !sameEnd(lim.High, tt.high) || lim.LowOut != tt.lowOut || lim.HighOut != tt.highOut {
+				t.Errorf("the pages shade %s (end flagged %v) to %s (end flagged %v), want %s (%v) to %s (%v)",
+					showEnd(lim.Low), lim.LowOut, showEnd(lim.High), lim.HighOut, showEnd(tt.low), tt.lowOut, showEnd(tt.high), tt.highOut)
+			}
+			if own := !lim.Default; own != tt.own || (lim.Goal != nil) != tt.own {
+				t.Errorf("the pages show the patient's own limits %v (Goal %v), want %v", own, lim.Goal != nil, tt.own)
+			}
+			for _, c := range []struct {
+				values []float64
+				within bool
+			}{{tt.within, true}, {tt.out, false}} {
+				for _, v := range c.values {
+					if lim.within(v) != c.within {
+						t.Errorf("%g: the pages say within %v, want %v", v, lim.within(v), c.within)
+					}
+					r := care.Reading{Patient: "p1", Code: tt.code, At: at, Value: v}
+					in.Interpret(ctx, &r)
+					if r.Flag.Abnormal() == c.within {
+						t.Errorf("%g: the engine flags %q, want within %v", v, r.Flag, c.within)
+					}
 				}
 			}
-		}
+		})
 	}
-	// The Goals the engine ignores leave the defaults in force.
-	for code, own := range map[string]bool{"8480-6": true, "59408-5": true, "8462-4": false, "8867-4": false, "8310-5": true} {
-		if got := !lims[code].Default; got != own {
-			t.Errorf("%s: the pages show the patient's own limits %v, want %v", code, got, own)
-		}
+}
+
+func sameEnd(a, b *float64) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+
+func showEnd(e *float64) string {
+	if e == nil {
+		return "open"
 	}
+	return strconv.FormatFloat(*e, 'g', -1, 64)
 }
 
 // TestThePagesShowEveryMeasureDevicesSend: a reading type added to the
