@@ -206,3 +206,40 @@ func TestMeSaysAMeasureIsOverdueWhenTheEngineWouldCallItMissed(t *testing.T) {
 		t.Errorf("/me does not warn an hour after the engine would call the weight missed")
 	}
 }
+
+// TestMeTakesThePlannedIntervalOfABloodPressureByAnyOfItsCodes: a
+// CarePlan may ask for blood pressure by the panel's code or by one of
+// its parts (systolic, diastolic: the codes its limits are set for); /me
+// warns by that plan's interval either way (Rules.MissedAfter of a daily
+// plan, 36 h), not by its 48 h fallback for measures no plan asks for.
+func TestMeTakesThePlannedIntervalOfABloodPressureByAnyOfItsCodes(t *testing.T) {
+	for _, code := range []string{"85354-9", "8480-6", "8462-4"} {
+		t.Run("a daily plan by "+code, func(t *testing.T) {
+			h := newHarness(t, DefaultConfig())
+			h.clinic()
+			h.put("CarePlan", "daily", map[string]any{
+				"status": "active", "intent": "plan", "subject": ref("Patient/p1"),
+				"activity": []any{map[string]any{"detail": map[string]any{
+					"code": loinc(code), "status": "scheduled",
+					"scheduledTiming": map[string]any{"repeat": map[string]any{"frequency": 1, "period": 1, "periodUnit": "d"}},
+				}}},
+			})
+			due := h.pages.rules.MissedAfter(24 * time.Hour)
+			if due >= overdueFallback-2*time.Hour {
+				t.Fatalf("a daily plan is due after %v, too close to the fallback %v to tell them apart", due, overdueFallback)
+			}
+			h.reading("bp1", "p1", "85354-9", time.Now().Add(-due+time.Hour), "", 130, 80)
+			astrid := h.signIn("astrid", "astrid's long password")
+			const warning = "We have not received your blood pressure since"
+			if _, body := astrid.get("/me"); strings.Contains(body, warning) {
+				t.Errorf("/me warns an hour before the plan's reading is due")
+			}
+			h.clock.mu.Lock()
+			h.clock.off = 2 * time.Hour
+			h.clock.mu.Unlock()
+			if _, body := astrid.get("/me"); !strings.Contains(body, warning) {
+				t.Errorf("/me does not warn an hour after the plan's reading was due")
+			}
+		})
+	}
+}
