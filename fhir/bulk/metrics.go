@@ -83,7 +83,8 @@ func (m *metrics) end(outcome string, took time.Duration) {
 // nothing per line.
 const flushEvery = 4096
 
-// tally counts one run's lines and bytes for the written counters.
+// tally counts one run's lines and bytes, and adds them to the written
+// counters every flushEvery lines and when the run ends.
 type tally struct {
 	m            *metrics
 	lines, bytes int64
@@ -98,11 +99,8 @@ func (t *tally) add(n int) {
 	}
 }
 
-// flush moves what was counted to the counters.
+// flush moves what was counted to the counters (adding 0 is harmless).
 func (t *tally) flush() {
-	if t.lines == 0 && t.bytes == 0 {
-		return
-	}
 	t.m.resources.Add(float64(t.lines))
 	t.m.bytes.Add(float64(t.bytes))
 	t.lines, t.bytes = 0, 0
