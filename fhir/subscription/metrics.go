@@ -1,7 +1,6 @@
 package subscription
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,8 +31,6 @@ type metrics struct {
 	latency       prometheus.Histogram
 
 	leading atomic.Bool
-	mu      sync.Mutex
-	oldest  map[string]time.Time // by subscription: its oldest undelivered event, as last read
 }
 
 func newMetrics() *metrics {
@@ -56,7 +53,6 @@ func newMetrics() *metrics {
 			Name: "vidda_subscription_delivery_latency_seconds", Help: "From a change being matched to its notification delivered, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 14), // 10 ms to about 40 min
 		}),
-		oldest: map[string]time.Time{},
 	}
 	for _, o := range []string{outcomeDelivered, outcomeFailed, outcomeDropped} {
 		m.notifications.WithLabelValues(o)
@@ -85,18 +81,6 @@ func (m *metrics) sent(d time.Duration, handshake bool, err error) {
 // delivered observes the latency of an event matched at matched.
 func (m *metrics) delivered(matched time.Time) {
 	m.latency.Observe(max(time.Since(matched), 0).Seconds())
-}
-
-// waiting records the oldest undelivered event of a subscription, zero
-// when its outbox is empty.
-func (m *metrics) waiting(id string, oldest time.Time) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if oldest.IsZero() {
-		delete(m.oldest, id)
-		return
-	}
-	m.oldest[id] = oldest
 }
 
 // Register adds the runner's metrics to reg; nil registers nothing.
@@ -143,8 +127,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	leading := m.leading.Load()
 	if leading {
 		r.mu.Lock()
-		m.mu.Lock()
-		for id, s := range r.subs {
+		for _, s := range r.subs {
 			if s.spec == nil || s.row.Deleted || !s.row.State.Live {
 				continue
 			}
@@ -155,11 +138,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			backlog++
-			if t, ok := m.oldest[id]; ok && (oldest.IsZero() || t.Before(oldest)) {
-				oldest = t
+			if !s.oldest.IsZero() && (oldest.IsZero() || s.oldest.Before(oldest)) {
+				oldest = s.oldest
 			}
 		}
-		m.mu.Unlock()
 		r.mu.Unlock()
 	}
 	lead := 0.0

@@ -60,6 +60,10 @@ type sub struct {
 	pending bool
 	// enqueued counts the rounds that added events.
 	enqueued uint64
+	// oldest is when its oldest undelivered event was matched, as its
+	// worker last read the outbox; zero when it found none (the oldest
+	// pending gauge).
+	oldest time.Time
 }
 
 // outcome is what a worker leaves in the store.
@@ -287,7 +291,6 @@ func (r *Runner) refresh(ctx context.Context) error {
 	for id, s := range r.subs {
 		if !seen[id] && !s.busy {
 			delete(r.subs, id)
-			r.m.waiting(id, time.Time{})
 		}
 	}
 	r.mu.Unlock()
@@ -352,7 +355,6 @@ func (r *Runner) retire(ctx context.Context, s *sub, reason string) {
 	r.log.InfoContext(ctx, "subscriptions: subscription stopped", "subscription", s.row.ID, "reason", reason)
 	r.mu.Lock()
 	delete(r.subs, s.row.ID)
-	r.m.waiting(s.row.ID, time.Time{})
 	r.mu.Unlock()
 }
 

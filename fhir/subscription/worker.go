@@ -68,6 +68,16 @@ func (r *Runner) handshake(ctx context.Context, row store.SubscriptionRow, sp *S
 	return out
 }
 
+// waiting records when the oldest undelivered event of subscription id
+// was matched, zero when its outbox is empty.
+func (r *Runner) waiting(id string, oldest time.Time) {
+	r.mu.Lock()
+	if s := r.subs[id]; s != nil {
+		s.oldest = oldest
+	}
+	r.mu.Unlock()
+}
+
 // deliver sends the subscription's outbox in order until it is empty, the
 // runner stops or an attempt fails (the next waits for the back-off).
 // After ErrorAfter consecutive failures the status becomes error; the next
@@ -81,10 +91,10 @@ func (r *Runner) deliver(ctx context.Context, row store.SubscriptionRow, sp *Spe
 			return r.later(row)
 		}
 		if len(events) == 0 {
-			r.m.waiting(row.ID, time.Time{})
+			r.waiting(row.ID, time.Time{})
 			return outcome{row: row, known: true, drained: true}
 		}
-		r.m.waiting(row.ID, events[0].Created)
+		r.waiting(row.ID, events[0].Created)
 		for i := range events {
 			if ctx.Err() != nil {
 				return outcome{row: row, known: true}
@@ -97,7 +107,7 @@ func (r *Runner) deliver(ctx context.Context, row store.SubscriptionRow, sp *Spe
 				return r.later(row)
 			}
 			if i+1 < len(events) && sendErr == nil {
-				r.m.waiting(row.ID, events[i+1].Created)
+				r.waiting(row.ID, events[i+1].Created)
 			}
 			if sendErr != nil {
 				state := row.State
