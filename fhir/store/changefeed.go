@@ -29,6 +29,17 @@ const feedChannel = "vidda_changes"
 // leaderLock is the advisory lock key of the subscription runner.
 const leaderLock = "vidda.subscriptions"
 
+// writtenTableSQL names the table a type's rows are written to: its own
+// table, or, for a type read through a view (AuditEvent, migration 00016),
+// the table whose id column the view shows. NULL when there is neither.
+const writtenTableSQL = `SELECT coalesce(
+	(SELECT d.refobjid::regclass::text FROM pg_rewrite r
+	   JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+	   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND a.attname = 'id'
+	  WHERE r.ev_class = to_regclass($1) AND d.refobjid <> r.ev_class
+	  ORDER BY 1 LIMIT 1),
+	to_regclass($1)::text)`
+
 // EnsureChangeTriggers installs the change triggers on the tables of
 // types that do not have them yet, and returns the types it could not
 // serve: not served by the store, or without a table (a migration not
@@ -39,15 +50,15 @@ func (s *Store) EnsureChangeTriggers(ctx context.Context, types []string) (missi
 			missing = append(missing, typ)
 			continue
 		}
-		t := table(typ)
 		var rel *string
-		if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1)::text", t).Scan(&rel); err != nil {
-			return missing, fmt.Errorf("change triggers on %s: %w", t, translate(err))
+		if err := s.pool.QueryRow(ctx, writtenTableSQL, table(typ)).Scan(&rel); err != nil {
+			return missing, fmt.Errorf("change triggers on %s: %w", table(typ), translate(err))
 		}
 		if rel == nil {
 			missing = append(missing, typ)
 			continue
 		}
+		t := *rel
 		var n int
 		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgrelid = $1::regclass
 			AND tgname IN ('vidda_changes_insert', 'vidda_changes_update')`, t).Scan(&n)
