@@ -156,6 +156,22 @@ func TestPlannedMeasures(t *testing.T) {
 	}
 }
 
+// A plan that names a blood-pressure part asks for blood-pressure
+// readings: devices store systolic and diastolic only inside the panel,
+// so the missed-measurement check must look for the panel, or it would
+// open a Task while readings arrive.
+func TestAPlanForAPanelPartAsksForThePanel(t *testing.T) {
+	r := mustRules(t)
+	for _, code := range []string{"8480-6", "8462-4", "85354-9"} {
+		plan := PlanRow{ID: "cp", Patient: "p", LastUpdated: time.Now(), Content: []byte(`{"activity":[
+			{"detail":{"code":{"coding":[{"system":"http://loinc.org","code":"` + code + `"}]},"scheduledTiming":{"repeat":{"frequency":2,"period":1,"periodUnit":"d"}}}}]}`)}
+		got := r.plannedMeasures(plan)
+		if len(got) != 1 || got[0].Code != "85354-9" || got[0].Interval != 12*time.Hour {
+			t.Errorf("a plan for %s: planned %+v, want blood pressure (85354-9) every 12h", code, got)
+		}
+	}
+}
+
 // BenchmarkInterpret is the cost the ingestion path pays per reading: a
 // cached patient with a Goal, a single value and a blood-pressure panel.
 func BenchmarkInterpret(b *testing.B) {

@@ -146,6 +146,11 @@ func (r *Rules) plannedMeasures(plan PlanRow) []PlannedMeasure {
 		if !ok {
 			continue
 		}
+		if panel, ok := r.panelOf[m]; ok {
+			// A plan for systolic pressure is met by blood-pressure
+			// readings: the part is stored only inside the panel.
+			m = panel
+		}
 		rep := d.ScheduledTiming.Repeat
 		freq := 1
 		if rep.Frequency != nil {

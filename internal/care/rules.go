@@ -70,6 +70,9 @@ type Rules struct {
 	MissedGrace float64
 
 	byCode map[string]*Measure
+	// panelOf maps a panel part's measure (systolic) to its panel's
+	// (blood pressure): devices send the part only inside the panel.
+	panelOf map[*Measure]*Measure
 	// dates reads the FHIR dates of plans (fhir/search's parser, the one
 	// the store indexes dates with); zoneless values are UTC.
 	dates *search.DateParser
@@ -107,6 +110,24 @@ type Trend struct {
 func (r *Rules) Measure(code string) (*Measure, bool) {
 	m, ok := r.byCode[code]
 	return m, ok
+}
+
+// panelsOf maps the measures that devices send only as a panel's part to
+// the panel's measure, both as the rules name them.
+func panelsOf(byCode map[string]*Measure) map[*Measure]*Measure {
+	out := map[*Measure]*Measure{}
+	for _, dm := range devices.Measures() {
+		panel, ok := byCode[dm.Code()]
+		if !ok {
+			continue
+		}
+		for _, part := range dm.Parts {
+			if m, ok := byCode[part.Code()]; ok && m != panel {
+				out[m] = panel
+			}
+		}
+	}
+	return out
 }
 
 // trendsFor returns the trend rules of code.
@@ -214,6 +235,7 @@ func ParseRules(b []byte) (*Rules, error) {
 			r.byCode[c] = m
 		}
 	}
+	r.panelOf = panelsOf(r.byCode)
 	seen := map[string]bool{}
 	for i, tf := range f.Trends {
 		t := p.trend(fmt.Sprintf("trends[%d]", i), tf)
