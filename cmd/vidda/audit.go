@@ -27,6 +27,8 @@ type auditSettings struct {
 func bindAudit(cs *config.Set, s *auditSettings) {
 	s.cfg = audit.DefaultConfig()
 	cs.String(&s.onOff, "audit", "VIDDA_AUDIT", "on", "record an AuditEvent of every access: on, or off only to measure what that costs")
+	cs.Duration(&s.cfg.FlushEvery, "audit-flush-every", "VIDDA_AUDIT_FLUSH_EVERY", s.cfg.FlushEvery,
+		"how long the audit writer gathers events before one COPY: longer costs the database less per event, and a crash loses at most this much of the trail")
 }
 
 // config validates the settings; instance names this vidda as observer.
