@@ -64,89 +64,31 @@ const (
 
 // The other code systems an AuditEvent uses (action, outcome, entity type
 // and role, source type, participation type, BALP's entity type) appear
-// only in its rendering, vidda_audit_json of migration 00016.
+// only in its rendering, vidda_audit_json of migration 00016, and the
+// codes of each kind in its audit_kind table.
 
-// coding is one code of a code system.
-type coding struct{ system, code, display string }
-
-// kindInfo is how a Kind reads as an AuditEvent.
-type kindInfo struct {
-	name    string // for logs and tests
-	typ     coding
-	subtype coding // system "" for none
-	action  byte   // C, R, U, D or E
-}
-
-// The DICOM event types (DICOM PS3.16 CID 400) and subtypes used.
-func dicom(code, display string) coding { return coding{SystemDICOM, code, display} }
-
-func interaction(code string) coding { return coding{SystemInteraction, code, ""} }
-
-func vidda(code, display string) coding { return coding{SystemVidda, code, display} }
-
-// info is how k reads as an AuditEvent.
-func (k Kind) info() kindInfo {
-	var (
-		patientRecord = dicom("110110", "Patient Record")
-		query         = dicom("110112", "Query")
-		userAuth      = dicom("110114", "User Authentication")
-		securityAttrs = dicom("110137", "User Security Attributes Changed")
-		videoVisit    = vidda("video-visit", "Video visit")
-	)
-	switch k {
-	case KindRead:
-		return kindInfo{"read", patientRecord, interaction("read"), 'R'}
-	case KindVRead:
-		return kindInfo{"vread", patientRecord, interaction("vread"), 'R'}
-	case KindSearch:
-		return kindInfo{"search", query, interaction("search-type"), 'E'}
-	case KindHistoryInstance:
-		return kindInfo{"history-instance", patientRecord, interaction("history-instance"), 'R'}
-	case KindHistoryType:
-		return kindInfo{"history-type", query, interaction("history-type"), 'R'}
-	case KindCreate:
-		return kindInfo{"create", patientRecord, interaction("create"), 'C'}
-	case KindUpdate:
-		return kindInfo{"update", patientRecord, interaction("update"), 'U'}
-	case KindDelete:
-		return kindInfo{"delete", patientRecord, interaction("delete"), 'D'}
-	case KindTransaction:
-		return kindInfo{"transaction", patientRecord, interaction("transaction"), 'E'}
-	case KindBatch:
-		return kindInfo{"batch", patientRecord, interaction("batch"), 'E'}
-	case KindOperation:
-		return kindInfo{"operation", query, interaction("operation"), 'E'}
-	case KindAdminQuery:
-		return kindInfo{"admin-query", query, coding{}, 'E'}
-	case KindAdminChange:
-		return kindInfo{"admin-change", securityAttrs, coding{}, 'E'}
-	case KindLogin:
-		return kindInfo{"login", userAuth, dicom("110122", "Login"), 'E'}
-	case KindLogout:
-		return kindInfo{"logout", userAuth, dicom("110123", "Logout"), 'E'}
-	case KindLoginFailed:
-		return kindInfo{"login-failed", userAuth, dicom("110122", "Login"), 'E'}
-	case KindExport:
-		return kindInfo{"export", dicom("110106", "Export"), interaction("operation"), 'E'}
-	case KindVideoJoin:
-		return kindInfo{"video-join", videoVisit, vidda("join", "Joined a video visit"), 'E'}
-	case KindVideoAdmit:
-		return kindInfo{"video-admit", videoVisit, vidda("admit", "Admitted a patient from the waiting room"), 'E'}
-	case KindVideoLeave:
-		return kindInfo{"video-leave", videoVisit, vidda("leave", "Left a video visit"), 'E'}
-	case KindDeviceCredentialAdd:
-		return kindInfo{"device-credential-add", securityAttrs, vidda("device-credential-add", "Device credentials issued"), 'C'}
-	case KindDeviceCredentialRotate:
-		return kindInfo{"device-credential-rotate", securityAttrs, vidda("device-credential-rotate", "Device credentials rotated"), 'U'}
-	case KindDeviceCredentialDisable:
-		return kindInfo{"device-credential-disable", securityAttrs, vidda("device-credential-disable", "Device credentials disabled"), 'D'}
-	case kindCount:
+// String names the kind ("read", "login-failed", ...) as audit_kind
+// (migration 00016) does. That table holds what each kind reads as in an
+// AuditEvent (DICOM or FHIR type, subtype, action) and the database
+// renders it from there; a new kind is a new row of it.
+func (k Kind) String() string {
+	names := [...]string{ //nolint:gosec // names of kinds of access, not credentials
+		KindRead: "read", KindVRead: "vread", KindSearch: "search",
+		KindHistoryInstance: "history-instance", KindHistoryType: "history-type",
+		KindCreate: "create", KindUpdate: "update", KindDelete: "delete",
+		KindTransaction: "transaction", KindBatch: "batch", KindOperation: "operation",
+		KindAdminQuery: "admin-query", KindAdminChange: "admin-change",
+		KindLogin: "login", KindLogout: "logout", KindLoginFailed: "login-failed", KindExport: "export",
+		KindVideoJoin: "video-join", KindVideoAdmit: "video-admit", KindVideoLeave: "video-leave",
+		KindDeviceCredentialAdd:     "device-credential-add",
+		KindDeviceCredentialRotate:  "device-credential-rotate",
+		KindDeviceCredentialDisable: "device-credential-disable",
 	}
-	return kindInfo{name: "kind(" + strconv.Itoa(int(k)) + ")", typ: patientRecord, action: 'E'}
+	if k > 0 && int(k) < len(names) {
+		return names[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
-
-// String names the kind ("read", "login-failed", ...).
-func (k Kind) String() string { return k.info().name }
 
 // Outcome is AuditEvent.outcome (R4 audit-event-outcome).
 type Outcome uint8

@@ -87,8 +87,8 @@ func newResource(e *Event, patient string) *resource {
 	return r
 }
 
-// kindOf is the event's kind, or 0 for one outside the table (which
-// audit_kind reads as the fallback of Kind.info).
+// kindOf is the event's kind, or 0 for one outside the table (audit_kind
+// reads 0 as a Patient Record access of action E).
 func kindOf(e *Event) Kind {
 	if e.Kind >= kindCount {
 		return 0
