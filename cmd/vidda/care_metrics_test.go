@@ -16,6 +16,18 @@ import (
 // a name with no sample at all fails the test.
 func metricWith(t *testing.T, base, token, name string, labels ...string) float64 {
 	t.Helper()
+	total, found := scrapeMetric(t, base, token, name, labels...)
+	if !found {
+		t.Fatalf("/metrics has no %s%v", name, labels)
+	}
+	return total
+}
+
+// scrapeMetric reads the /metrics of the vidda at base (token: admin or
+// system) and sums the samples of name whose labels include every one of
+// labels; found is false when there is none.
+func scrapeMetric(t *testing.T, base, token, name string, labels ...string) (total float64, found bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
@@ -29,7 +41,6 @@ func metricWith(t *testing.T, base, token, name string, labels ...string) float6
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
 	}
-	total, found := 0.0, false
 lines:
 	for _, line := range strings.Split(string(b), "\n") {
 		sample, value, ok := strings.Cut(line, " ")
@@ -45,10 +56,7 @@ lines:
 		total += v
 		found = true
 	}
-	if !found {
-		t.Fatalf("/metrics has no %s%v", name, labels)
-	}
-	return total
+	return total, found
 }
 
 // TestTheCareEngineCountsTheTasksItOpensEscalatesAndCloses drives the

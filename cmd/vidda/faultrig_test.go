@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -532,28 +531,12 @@ func waitReadyz(t *testing.T, addr string, status int, timeout time.Duration) (t
 }
 
 // metric sums the samples of a counter in an instance's /metrics (token:
-// admin or system), e.g. vidda_ingest_messages_total over its formats.
+// admin or system), e.g. vidda_ingest_messages_total over its formats; 0
+// before the counter has any.
 func metric(t *testing.T, addr, token, name string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	total := 0
-	for _, line := range strings.Split(string(b), "\n") {
-		sample, value, ok := strings.Cut(line, " ")
-		if ok && (sample == name || strings.HasPrefix(sample, name+"{")) {
-			n, _ := strconv.ParseFloat(value, 64)
-			total += int(n)
-		}
-	}
-	return total
+	total, _ := scrapeMetric(t, "http://"+addr, token, name)
+	return int(total)
 }
 
 // waitExit waits up to timeout for p to exit and returns its exit code and

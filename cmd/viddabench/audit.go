@@ -12,12 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/internal/audit"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Step 7 of `viddabench http`: what authorization plus the audit trail
@@ -33,10 +32,10 @@ import (
 // and autoanalyze of audit_record (the rows behind the auditevent view),
 // and a checkpoint sooner. Left alone, that work lands in whatever phase
 // runs next, often an audit-off one, and makes auditing look free or even
-// faster. So after every phase, in both
-// modes, the bench settles the database (VACUUM audit_record, then
-// CHECKPOINT), meters what that costs PostgreSQL and reports it per
-// request as maintenance, counted in the CPU overhead. Both grow with the
+// faster. So after every phase, in both modes, the bench settles the
+// database (VACUUM audit_record, then CHECKPOINT), meters what that costs
+// PostgreSQL and reports it per request as maintenance, counted in the CPU
+// overhead. Both grow with the
 // rows written. ANALYZE does not: autoanalyze runs once the table has
 // grown by a tenth, so on the bench's small table it runs far more often
 // per row than on a real audit trail; when it runs inside a phase, that

@@ -134,7 +134,7 @@ func parseHTTPFlags(args []string, getenv func(string) string, stdout io.Writer)
 	fs.DurationVar(&o.auditDuration, "audit-duration", 4*time.Second, "length of each audit phase in each round")
 	fs.IntVar(&o.auditTrail, "audit-trail", 1_000_000, "AuditEvents written before step 7: the trail a region keeps, so that autovacuum and autoanalyze run as often per row as they would on it")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: viddabench http [--vidda bin/vidda] [--clients 16] [--duration 10s] [--reads 5000] [--audit-rounds 2] [--audit-duration 4s] [--json]")
+		fmt.Fprintln(stdout, "Usage: viddabench http [--vidda bin/vidda] [--clients 16] [--duration 10s] [--reads 5000] [--audit-rounds 2] [--audit-duration 4s] [--audit-trail 1000000] [--json]")
 		fmt.Fprintln(stdout, "\nNeeds VIDDA_BENCH_DATABASE_URL (a postgres:// URL; the run creates and drops its own database there).\n\nFlags:")
 		fs.PrintDefaults()
 	}
