@@ -168,15 +168,13 @@ func (o *Owners) Claim(ctx context.Context, appointmentID string) (Owner, error)
 		}
 		// No row written: another instance holds a live lease. On success
 		// the row holds this instance's own id and address, so nothing is
-		// read back; here the owner is.
-		var own Owner
-		err = o.db.QueryRow(ctx, `SELECT instance_id, base_url FROM visit_owner WHERE appointment_id = $1`, appointmentID).
-			Scan(&own.Instance, &own.BaseURL)
-		if err == nil {
-			return own, nil
+		// read back; here the owner is, unless its lease ran out since.
+		own, ok, err := o.Lookup(ctx, appointmentID)
+		if err != nil {
+			return Owner{}, err
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return Owner{}, fmt.Errorf("owner of visit %s: %w", appointmentID, err)
+		if ok {
+			return own, nil
 		}
 	}
 	return Owner{}, fmt.Errorf("claim visit %s: its owner keeps changing", appointmentID)

@@ -89,6 +89,12 @@ func newRoom(v *Visits, appt *appointment, encounter string) *room {
 // looks again (and finds the Appointment fulfilled).
 var errRoomEnded = fmt.Errorf("visit has ended: %w", ErrNotJoinable)
 
+// replacedMessage tells a session that its participant joined again from
+// another connection.
+func replacedMessage() *Message {
+	return &Message{Type: TypeError, Code: "replaced", Error: "joined again from another connection"}
+}
+
 // retire takes p's peer out of the room for unlock to close (r.mu held).
 func (r *room) retire(p *participant) {
 	if p.peer == nil {
@@ -193,6 +199,12 @@ func (r *room) tryJoin(ctx context.Context, s *session, c joinClaims, expired, r
 		k = &sink{r: r, ref: c.Participant}
 		var err error
 		if peer, err = r.v.media.Connect(ctx, r.id, c.Participant, k.send); err != nil {
+			if old := p; rejoin && old.peer == nil && old.sess != nil && old.sess != s {
+				// Its peer was retired for this join: the old session
+				// has no media left. End it, so that its grace period
+				// runs, rather than leave it in the room without media.
+				old.sess.finish(CloseReplaced, "replaced", replacedMessage())
+			}
 			return fmt.Errorf("media: %w", err)
 		}
 	}
@@ -204,7 +216,7 @@ func (r *room) tryJoin(ctx context.Context, s *session, c joinClaims, expired, r
 	p.grace.stop()
 	p.grace = nil
 	if old := p.sess; old != nil && old != s {
-		old.finish(CloseReplaced, "replaced", &Message{Type: TypeError, Code: "replaced", Error: "joined again from another connection"})
+		old.finish(CloseReplaced, "replaced", replacedMessage())
 	}
 	if !restart {
 		if p.sink != nil {

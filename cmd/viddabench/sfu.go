@@ -54,6 +54,7 @@ func runSFU(ctx context.Context, args []string, _ func(string) string, stdout io
 				return fmt.Errorf("--cpuprofile: %w", err)
 			}
 			defer f.Close()
+			defer pprof.StopCPUProfile() // a run that fails inside the window still leaves a whole profile
 			hooks.Window = func(start bool) {
 				if !start {
 					pprof.StopCPUProfile()

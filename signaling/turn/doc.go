@@ -18,5 +18,6 @@
 // the SFU's own private network in Config.AllowPeers if the SFU has no
 // public address.
 //
-// It imports pion/turn and signaling (for the ICEServer type) only.
+// It imports pion/turn, signaling (for the ICEServer type) and internal/obs
+// (metric registration) only.
 package turn
