@@ -14,8 +14,6 @@ type Measure struct {
 	// name of a panel's component ("systolic"), or for a type's further
 	// units the type's Name and the unit ("glucose-mmol-l").
 	Key string
-	// Type is the reading type the measure comes from.
-	Type string
 	// LOINC are the codes it is written under, the primary first (what
 	// Observation.code, or the component's code, starts with).
 	LOINC []Coding
@@ -50,11 +48,11 @@ func Measures() []Measure {
 				if i > 0 {
 					key += "-" + unitKey(u.UCUM)
 				}
-				out = append(out, Measure{Key: key, Type: t.Name, LOINC: u.LOINC, Text: t.Text, Unit: u})
+				out = append(out, Measure{Key: key, LOINC: u.LOINC, Text: t.Text, Unit: u})
 			}
 			continue
 		}
-		m := Measure{Key: t.Name, Type: t.Name, LOINC: t.LOINC, Text: t.Text}
+		m := Measure{Key: t.Name, LOINC: t.LOINC, Text: t.Text}
 		if single {
 			m.Unit = value.Units[0]
 		}
@@ -63,7 +61,7 @@ func Measures() []Measure {
 				continue
 			}
 			m.Parts = append(m.Parts, Measure{
-				Key: f.Name, Type: t.Name, LOINC: f.LOINC, Text: f.LOINC[0].Display, Unit: f.Units[0], Required: f.Required,
+				Key: f.Name, LOINC: f.LOINC, Text: f.LOINC[0].Display, Unit: f.Units[0], Required: f.Required,
 			})
 		}
 		if !single && len(m.Parts) > 0 {
@@ -79,7 +77,7 @@ func Measures() []Measure {
 // builds the table once per call: a caller that looks up many codes
 // keeps the map (and does not change the measures in it; they share
 // their slices).
-func MeasuresByCode() map[string]Measure {
+func MeasuresByCode(measures []Measure) map[string]Measure {
 	out := map[string]Measure{}
 	add := func(m Measure) {
 		for _, c := range m.LOINC {
@@ -88,7 +86,7 @@ func MeasuresByCode() map[string]Measure {
 			}
 		}
 	}
-	for _, m := range Measures() {
+	for _, m := range measures {
 		add(m)
 		for _, p := range m.Parts {
 			add(p)

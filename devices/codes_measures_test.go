@@ -26,7 +26,7 @@ func TestMeasuresAreTheTableByLOINCCode(t *testing.T) {
 		{"2339-0", "glucose", "mg/dL", "Blood glucose", nil, nil},
 		{"15074-8", "glucose-mmol-l", "mmol/L", "Blood glucose", nil, nil},
 	}
-	byCode := MeasuresByCode()
+	byCode := MeasuresByCode(Measures())
 	for _, tt := range tests {
 		t.Run(tt.code+" is "+tt.key, func(t *testing.T) {
 			m, ok := byCode[tt.code]

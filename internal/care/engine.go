@@ -71,6 +71,10 @@ func NewEngine(pool *pgxpool.Pool, st Store, types *fhir.Registry, in *Interpret
 }
 
 // Interpreter returns the engine's Interpreter (the ingestion hook).
+// preloadTimeout bounds one Preload of every patient's limits (two
+// queries); past it, patients load one by one as their readings come.
+const preloadTimeout = 30 * time.Second
+
 func (e *Engine) Interpreter() *Interpreter { return e.in }
 
 // Worklist returns the engine's Worklist (Acknowledge).
@@ -116,7 +120,12 @@ func (e *Engine) session(ctx context.Context) error {
 		// per CacheTTL, so that the ingest path finds every patient
 		// cached (a Goal or CarePlan write reloads just that patient).
 		if now := time.Now(); !now.Before(nextPreload) {
-			if err := e.in.Preload(ctx); err != nil {
+			// Bounded: the leader's outbox, missed check and NOTIFYs wait
+			// on this loop meanwhile.
+			pctx, cancel := context.WithTimeout(ctx, preloadTimeout)
+			err := e.in.Preload(pctx)
+			cancel()
+			if err != nil {
 				e.log.WarnContext(ctx, "care: preloading every patient's limits failed; they load one by one", "err", err)
 				e.in.m.fail(stageLimits)
 			}

@@ -245,8 +245,8 @@ func (in *Interpreter) load(ctx context.Context, patient string) (*profile, erro
 	return p, nil
 }
 
-// Invalidate forgets what is cached of patient (a Goal or CarePlan of
-// theirs was written).
+// Invalidate expires what is cached of patient (a Goal or CarePlan of
+// theirs was written): the next reading looks them up again.
 func (in *Interpreter) Invalidate(patient string) {
 	in.mu.Lock()
 	// Expired rather than forgotten: Preload's "no Goal, no CarePlan" no
@@ -322,7 +322,10 @@ func (in *Interpreter) Preload(ctx context.Context) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.epoch != epoch {
-		return nil // a Goal or CarePlan changed meanwhile: the next Preload
+		// Invalidated meanwhile by another caller (the engine's own
+		// invalidations run on its loop, after this returns): the next
+		// Preload.
+		return nil
 	}
 	clear(in.cache)
 	maps.Copy(in.cache, loaded)

@@ -114,9 +114,9 @@ func (r *Rules) Measure(code string) (*Measure, bool) {
 
 // panelsOf maps the measures that devices send only as a panel's part to
 // the panel's measure, both as the rules name them.
-func panelsOf(byCode map[string]*Measure) map[*Measure]*Measure {
+func panelsOf(dms []devices.Measure, byCode map[string]*Measure) map[*Measure]*Measure {
 	out := map[*Measure]*Measure{}
-	for _, dm := range devices.Measures() {
+	for _, dm := range dms {
 		panel, ok := byCode[dm.Code()]
 		if !ok {
 			continue
@@ -219,7 +219,8 @@ func ParseRules(b []byte) (*Rules, error) {
 		r.LateAfter = p.duration("late_after", f.LateAfter)
 	}
 	r.Measures = make([]Measure, len(f.Measures))
-	sent := devices.MeasuresByCode()
+	dms := devices.Measures()
+	sent := devices.MeasuresByCode(dms)
 	for i, mf := range f.Measures {
 		r.Measures[i] = p.measure(fmt.Sprintf("measures[%d]", i), mf, sent)
 	}
@@ -235,7 +236,7 @@ func ParseRules(b []byte) (*Rules, error) {
 			r.byCode[c] = m
 		}
 	}
-	r.panelOf = panelsOf(r.byCode)
+	r.panelOf = panelsOf(dms, r.byCode)
 	seen := map[string]bool{}
 	for i, tf := range f.Trends {
 		t := p.trend(fmt.Sprintf("trends[%d]", i), tf)

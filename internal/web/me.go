@@ -118,7 +118,7 @@ func (p *Pages) loadMe(ctx context.Context, pr *auth.Principal, pid string, d *m
 		mm.Review = reviewText(l, reviews[m.Key])
 		d.Measures = append(d.Measures, mm)
 		due := overdueFallback
-		if iv, ok := plannedInterval(intervals, m); ok {
+		if iv, ok := intervals[m.Code]; ok {
 			due = p.rules.MissedAfter(iv)
 		}
 		if now.Sub(r.At) > due {
@@ -223,7 +223,7 @@ func (p *Pages) reviews(ctx context.Context, pr *auth.Principal, pid string) (ma
 
 // planIntervals are the intervals between readings the patient's active
 // CarePlans expect, by the care rules' primary LOINC code of what they
-// ask for (a measure, or a panel's part), as the care engine's
+// ask for (a panel's part counts as its panel), as the care engine's
 // missed-measurement check reads them (care.Rules.Planned).
 func (p *Pages) planIntervals(ctx context.Context, pr *auth.Principal, pid string) (map[string]time.Duration, error) {
 	plans, err := p.searchAll(ctx, pr, "CarePlan", url.Values{"patient": {pid}, "status": {"active"}})
@@ -239,20 +239,6 @@ func (p *Pages) planIntervals(ctx context.Context, pr *auth.Principal, pid strin
 		out[pm.Code] = pm.Interval
 	}
 	return out, nil
-}
-
-// plannedInterval is how often the plans ask for m: by its own code, or
-// for a panel by the code of one of its parts (a plan for systolic
-// pressure asks for blood pressure readings); the most frequent wins, as
-// in care.Rules.Planned.
-func plannedInterval(intervals map[string]time.Duration, m *measure) (time.Duration, bool) {
-	var out time.Duration
-	for _, c := range append([]string{m.Code}, m.goalCodes()...) {
-		if iv, ok := intervals[c]; ok && (out == 0 || iv < out) {
-			out = iv
-		}
-	}
-	return out, out > 0
 }
 
 // upcomingVisits are the patient's booked Appointments from today on.

@@ -28,11 +28,11 @@ func Sum(tb testing.TB, reg prometheus.Gatherer, name string, want ...string) fl
 	samples:
 		for _, m := range mf.GetMetric() {
 			for i := 0; i+1 < len(want); i += 2 {
-				found := false
+				has := false
 				for _, l := range m.GetLabel() {
-					found = found || (l.GetName() == want[i] && l.GetValue() == want[i+1])
+					has = has || (l.GetName() == want[i] && l.GetValue() == want[i+1])
 				}
-				if !found {
+				if !has {
 					continue samples
 				}
 			}
