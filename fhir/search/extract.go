@@ -45,20 +45,20 @@ func (p *Param) collectToken(v *Values, leaf any) {
 	switch x := leaf.(type) {
 	case *fm.CodeableConcept:
 		for _, c := range x.Coding {
-			v.Tokens = AppendTokenKeys(v.Tokens, deref(c.System), deref(c.Code))
+			v.Tokens = appendTokenKeys(v.Tokens, deref(c.System), deref(c.Code))
 		}
 	case *fm.Coding:
-		v.Tokens = AppendTokenKeys(v.Tokens, deref(x.System), deref(x.Code))
+		v.Tokens = appendTokenKeys(v.Tokens, deref(x.System), deref(x.Code))
 	case *fm.Identifier:
-		v.Tokens = AppendTokenKeys(v.Tokens, deref(x.System), deref(x.Value))
+		v.Tokens = appendTokenKeys(v.Tokens, deref(x.System), deref(x.Value))
 	case *fm.ContactPoint:
-		v.Tokens = AppendTokenKeys(v.Tokens, "", deref(x.Value))
+		v.Tokens = appendTokenKeys(v.Tokens, "", deref(x.Value))
 	case *bool:
-		v.Tokens = AppendTokenKeys(v.Tokens, p.System, fmt.Sprint(*x))
+		v.Tokens = appendTokenKeys(v.Tokens, p.System, fmt.Sprint(*x))
 	case *string:
-		v.Tokens = AppendTokenKeys(v.Tokens, p.System, *x)
+		v.Tokens = appendTokenKeys(v.Tokens, p.System, *x)
 	case coded:
-		v.Tokens = AppendTokenKeys(v.Tokens, p.System, x.Code())
+		v.Tokens = appendTokenKeys(v.Tokens, p.System, x.Code())
 	}
 }
 

@@ -124,13 +124,13 @@ func (p *Param) Extract(model any, dp *DateParser) (Values, error) {
 // is always the most specific one, so a column's first element is the first
 // coding's "system|code" (what $lastn groups by).
 func TokenKeys(system, code string) []string {
-	return AppendTokenKeys(nil, system, code)
+	return appendTokenKeys(nil, system, code)
 }
 
-// AppendTokenKeys appends TokenKeys(system, code) to dst. The keys are
+// appendTokenKeys appends TokenKeys(system, code) to dst. The keys are
 // views of one string: one allocation per coding on the ingest path,
 // where every reading's codes are indexed.
-func AppendTokenKeys(dst []string, system, code string) []string {
+func appendTokenKeys(dst []string, system, code string) []string {
 	switch {
 	case code == "" && system == "":
 		return dst

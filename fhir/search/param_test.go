@@ -15,9 +15,9 @@ func TestAppendTokenKeys(t *testing.T) {
 		{"http://loinc.org", "", []string{"http://loinc.org|*"}},
 		{"", "", nil},
 	} {
-		got := AppendTokenKeys([]string{"before"}, c.system, c.code)
+		got := appendTokenKeys([]string{"before"}, c.system, c.code)
 		if !slices.Equal(got, append([]string{"before"}, c.want...)) {
-			t.Errorf("AppendTokenKeys(%q, %q) = %q, want %q after before", c.system, c.code, got, c.want)
+			t.Errorf("appendTokenKeys(%q, %q) = %q, want %q after before", c.system, c.code, got, c.want)
 		}
 		if !slices.Equal(TokenKeys(c.system, c.code), c.want) {
 			t.Errorf("TokenKeys(%q, %q) = %q, want %q", c.system, c.code, TokenKeys(c.system, c.code), c.want)
