@@ -88,8 +88,11 @@ func parseGoal(v *goalVersion, content []byte, rules *Rules) {
 		return
 	}
 	if g.StartDate != "" {
-		if t, err := time.Parse(time.DateOnly, g.StartDate); err == nil {
-			v.start = t
+		// A FHIR date: a year, a month or a day. The Goal holds from the
+		// first moment of that span, UTC (fhir/search's parser, the one
+		// plans' dates are read with).
+		if r, err := rules.dates.Parse(g.StartDate); err == nil {
+			v.start = r.Start
 		}
 	}
 	for _, t := range g.Target {

@@ -225,3 +225,33 @@ func TestRulesTakeCodesNamesAndUnitsFromTheDevicesTable(t *testing.T) {
 		t.Errorf("a file's own name and codes: %+v", m)
 	}
 }
+
+// TestAGoalStartsAtTheBeginningOfItsStartDate: Goal.startDate is a FHIR
+// date, which may name a year or a month as well as a day; the Goal is in
+// force from the first moment of that span (UTC), and a startDate that is
+// not a date is ignored (the Goal holds from its write).
+func TestAGoalStartsAtTheBeginningOfItsStartDate(t *testing.T) {
+	r := mustRules(t)
+	written := time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name, start string
+		from        time.Time
+	}{
+		{"a day starts at its midnight", "2026-03-14", time.Date(2026, 3, 14, 0, 0, 0, 0, time.UTC)},
+		{"a month starts on its first day", "2026-03", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{"a year starts on the first of January", "2026", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"a start that is not a date is ignored", "soon", written},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			content := []byte(`{"resourceType":"Goal","lifecycleStatus":"active","startDate":"` + c.start + `",
+				"target":[{"measure":{"coding":[{"system":"http://loinc.org","code":"2708-6"}]},"detailRange":{"low":{"value":85,"code":"%"}}}]}`)
+			vs := goalVersions([]GoalRow{{ID: "g", Version: 1, LastUpdated: written, Content: content}}, r)
+			if _, ok := goalRangeAt(vs, "59408-5", c.from.Add(-time.Nanosecond)); ok {
+				t.Errorf("the goal is in force just before %v", c.from)
+			}
+			if rg, ok := goalRangeAt(vs, "59408-5", c.from); !ok || rg.Low == nil || *rg.Low != 85 {
+				t.Errorf("at %v the goal range is %+v %v, want low 85", c.from, rg, ok)
+			}
+		})
+	}
+}
