@@ -24,6 +24,9 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 type fakeMedia struct {
 	mu    sync.Mutex
 	peers []*fakePeer
+	// failNext is, per participant, the error their next Connect returns
+	// instead of a peer (once).
+	failNext map[string]error
 }
 
 type fakePeer struct {
@@ -43,12 +46,27 @@ type fakePeer struct {
 func (m *fakeMedia) Connect(_ context.Context, room, participant string, send func(MediaEvent)) (MediaPeer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err, ok := m.failNext[participant]; ok {
+		delete(m.failNext, participant)
+		return nil, err
+	}
 	p := &fakePeer{m: m, room: room, who: participant, send: send, connectedAt: time.Now()}
 	m.peers = append(m.peers, p)
 	return p, nil
 }
 
-// peers returns the peers created for who, oldest first.
+// failNextConnect makes who's next Connect fail with err, as a media
+// layer out of ports or refusing a second peer would.
+func (m *fakeMedia) failNextConnect(who string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failNext == nil {
+		m.failNext = map[string]error{}
+	}
+	m.failNext[who] = err
+}
+
+// peersOf returns the peers created for who, oldest first.
 func (m *fakeMedia) peersOf(who string) []*fakePeer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -176,12 +194,14 @@ type fixture struct {
 	types *fhir.Registry
 	media *fakeMedia
 	audit *audit.Writer
+	logs  *logRecorder
 }
 
 func newFixture(tb testing.TB, tune func(*Config)) *fixture {
 	tb.Helper()
 	pool := dbtest.PoolFor(tb, dbtest.NewDatabase(tb))
-	log := slog.New(slog.DiscardHandler)
+	logs := &logRecorder{}
+	log := slog.New(logs)
 	types := fhir.NewRegistry()
 	params := search.NewRegistry(time.UTC)
 	st := store.New(pool, types, params, store.DefaultConfig(), log)
@@ -222,7 +242,48 @@ func newFixture(tb testing.TB, tune func(*Config)) *fixture {
 			tb.Errorf("audit: %v", err)
 		}
 	})
-	return &fixture{v: v, st: st, types: types, media: media, audit: aw}
+	return &fixture{v: v, st: st, types: types, media: media, audit: aw, logs: logs}
+}
+
+// logRecorder keeps the warnings and errors the visit layer logs, for
+// tests of errors that reach only the log (a client hears "server
+// error", never the cause). Attributes added with With are not kept.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecorder) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelWarn
+}
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r.Clone())
+	return nil
+}
+
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+// errs returns the "err" of each record logged with msg.
+func (l *logRecorder) errs(msg string) []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []error
+	for _, r := range l.recs {
+		if r.Message != msg {
+			continue
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if err, ok := a.Value.Any().(error); ok && a.Key == "err" {
+				out = append(out, err)
+			}
+			return true
+		})
+	}
+	return out
 }
 
 // put stores a resource with the given id as the server.
