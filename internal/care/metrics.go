@@ -2,6 +2,7 @@ package care
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -136,7 +137,7 @@ func newOutboxDescs() outboxDescs {
 		readings: prometheus.NewDesc("vidda_care_outbox_readings",
 			"Flagged readings stored and not yet reviewed into Tasks (the care outbox; the same on every instance).", nil, nil),
 		oldest: prometheus.NewDesc("vidda_care_outbox_lag_seconds",
-			"Age of the oldest flagged reading waiting in the outbox, from when it was stored (0 when none waits).", nil, nil),
+			"Age of the oldest flagged reading waiting in the outbox, from when it was queued (the reading stored; 0 when none waits).", nil, nil),
 	}
 }
 
@@ -178,15 +179,16 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.d.oldest, prometheus.GaugeValue, lag)
 }
 
-// outboxBacklog counts the outbox and returns when the reading of its
-// oldest row was stored (zero when none, or that reading is gone).
+// outboxBacklog counts the outbox and returns when its oldest row was
+// queued (zero when none). The age is the row's own, not its reading's:
+// a reading deleted or updated since it was queued still waits as long.
+// One pass: count(*) reads every row anyway.
 func (d *DB) outboxBacklog(ctx context.Context) (int64, time.Time, error) {
 	var n int64
 	var oldest *time.Time
-	err := d.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM care_outbox),
-		(SELECT o.last_updated FROM care_outbox b JOIN observation o ON o.id = b.observation_id ORDER BY b.seq LIMIT 1)`).Scan(&n, &oldest)
+	err := d.pool.QueryRow(ctx, "SELECT count(*), min(queued_at) FROM care_outbox").Scan(&n, &oldest)
 	if err != nil {
-		return 0, time.Time{}, err
+		return 0, time.Time{}, fmt.Errorf("care outbox backlog: %w", err)
 	}
 	if oldest == nil {
 		return n, time.Time{}, nil
