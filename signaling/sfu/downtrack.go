@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +57,9 @@ func (b *boundTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters
 	}
 	return p, err
 }
+
+// rtcpMTU is room for any RTCP datagram a peer sends.
+const rtcpMTU = 1500
 
 // seqFloorLag is how far behind the newest packet a late packet (a
 // retransmission) may still be forwarded; older ones could collide with
@@ -205,10 +210,20 @@ func (dt *downTrack) write(l *layer, pkt *rtp.Packet) {
 // subscriber's quality figures. It ends when the track is removed or the
 // connection closes.
 func (dt *downTrack) readRTCP() {
+	// Read, not ReadRTCP: that allocates a buffer per packet and parses
+	// it a second time; the interceptors have parsed it already.
+	buf := make([]byte, rtcpMTU)
 	for {
-		pkts, _, err := dt.sender.ReadRTCP()
+		n, attrs, err := dt.sender.Read(buf)
+		if errors.Is(err, io.ErrShortBuffer) {
+			continue // a datagram larger than any MTU: dropped
+		}
 		if err != nil {
 			return
+		}
+		pkts, err := attrs.GetRTCPPackets(buf[:n])
+		if err != nil {
+			continue
 		}
 		for _, pkt := range pkts {
 			switch pkt := pkt.(type) {
