@@ -7,7 +7,7 @@ LINT    := $(GO) tool -modfile=tools/go.mod golangci-lint
 # Tests that start servers and browsers run one package pair at a time.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build run test test-short bench bench-ingest bench-search bench-export soak fuzz lint fmt vet tidy-check vuln clean help
+.PHONY: all build run test test-short bench bench-ingest bench-search bench-export bench-sfu soak fuzz lint fmt vet tidy-check vuln clean help
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-ingest  MQTT device-ingestion benchmark (1,000 homes; embedded broker and Mosquitto)"
 	@echo "make bench-search  Observation search benchmark (1M vital signs of 1,000 patients) against hand-written SQL"
 	@echo "make bench-export  Bulk Data export of 1M Observations against COPY ... TO STDOUT, with RSS"
+	@echo "make bench-sfu  SFU forwarding capacity: concurrent 1:1 visits of pion peers (SFUFLAGS, default 50,100,150 visits)"
 	@echo "make fuzz       run each fuzz target for FUZZTIME (default 20s)"
 	@echo "make lint       go vet + golangci-lint;  make fmt: gofumpt/goimports"
 
@@ -59,6 +60,11 @@ bench-search: build
 bench-export: build
 	$(GO) build -o bin/viddabench ./cmd/viddabench
 	deploy/with-testdb.sh --durable bin/viddabench export $(BENCHFLAGS)
+
+SFUFLAGS ?= --visits 50,100,150
+bench-sfu:
+	$(GO) build -o bin/viddabench ./cmd/viddabench
+	bin/viddabench sfu $(SFUFLAGS)
 
 # A bounded steady run (10 minutes unless SOAKFLAGS says otherwise): RSS,
 # goroutines and heap at the start and the end, every reading stored.

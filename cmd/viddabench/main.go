@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `Usage: viddabench http|mqtt|search|export|soak [flags]
+	fmt.Fprint(w, `Usage: viddabench http|mqtt|search|export|soak|sfu [flags]
 
 Benchmarks bin/vidda against the PostgreSQL server of VIDDA_BENCH_DATABASE_URL
 (make bench and make bench-ingest provide a throwaway cluster with fsync on).
@@ -95,6 +95,9 @@ export  a Bulk Data export of 1M Observations, kick-off to manifest, against
       COPY ... TO STDOUT of the same rows, with vidda's RSS.
 soak  a bounded steady run (make soak): homes publishing, clinicians
       searching; vidda's RSS, heap and goroutines from start to end.
+sfu   video forwarding (make bench-sfu, no database): concurrent 1:1 visits
+      of pion peers on loopback through the SFU in a process of its own;
+      forwarded packets per second per core of the SFU, memory per peer.
 
 Run "viddabench <name> --help" for the flags.
 `)
