@@ -368,6 +368,22 @@ func (f *fixture) join(tb testing.TB, tok string, resume bool) (*client, *Messag
 	return c, c.expect(TypeJoined)
 }
 
+// admittedVisit books visit a1 of patient p1 with clinician c1; the
+// clinician joins and admits the patient. It returns both clients and
+// the patient's join token, for a rejoin.
+func (f *fixture) admittedVisit(tb testing.TB) (clin, pat *client, ptok string) {
+	tb.Helper()
+	f.appointment(tb, "a1", "booked", "p1", "c1")
+	ptok = mustIssue(tb, f, patientActor("p1"), "a1")
+	clin, _ = f.join(tb, mustIssue(tb, f, clinicianActor("c1"), "a1"), false)
+	pat, _ = f.join(tb, ptok, false)
+	clin.send(Message{Type: TypeAdmit, Participant: "Patient/p1"})
+	pat.expectUntil(TypeAdmitted, "")
+	clin.expectUntil(TypeAdmitted, "")
+	clin.sync()
+	return clin, pat, ptok
+}
+
 func (c *client) send(m Message) {
 	c.t.Helper()
 	m.V = ProtocolVersion

@@ -58,15 +58,7 @@ func TestARejoinWhoseNewPeerFailsEndsTheOldSession(t *testing.T) {
 func rejoinWithAFailingConnect(t *testing.T, grace time.Duration) (*fixture, *client, string) {
 	t.Helper()
 	f := newFixture(t, func(c *Config) { c.Grace = grace })
-	f.appointment(t, "a1", "booked", "p1", "c1")
-	ptok := mustIssue(t, f, patientActor("p1"), "a1")
-	clin, _ := f.join(t, mustIssue(t, f, clinicianActor("c1"), "a1"), false)
-	first, _ := f.join(t, ptok, false)
-	clin.expect(TypeWaiting)
-	clin.send(Message{Type: TypeAdmit, Participant: "Patient/p1"})
-	first.expectUntil(TypeAdmitted, "")
-	clin.expectUntil(TypeAdmitted, "")
-	clin.sync()
+	clin, first, ptok := f.admittedVisit(t)
 
 	broken := errors.New("no port left for a peer")
 	f.media.failNextConnect("Patient/p1", broken)

@@ -194,15 +194,7 @@ func TestARoomWithoutAdmissionLeavesNoEncounter(t *testing.T) {
 
 func TestARejoinWithinTheGracePeriodSkipsTheWaitingRoom(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Grace = time.Hour })
-	f.appointment(t, "a1", "booked", "p1", "c1")
-	ptok := mustIssue(t, f, patientActor("p1"), "a1")
-	clin, _ := f.join(t, mustIssue(t, f, clinicianActor("c1"), "a1"), false)
-	pat, _ := f.join(t, ptok, false)
-	clin.expect(TypeWaiting)
-	clin.send(Message{Type: TypeAdmit, Participant: "Patient/p1"})
-	pat.expectUntil(TypeAdmitted, "")
-	clin.expectUntil(TypeAdmitted, "")
-	clin.sync()
+	clin, pat, ptok := f.admittedVisit(t)
 
 	// The connections belong to the whole test, not to one step.
 	outer := t
@@ -267,13 +259,7 @@ func TestARejoinWithinTheGracePeriodSkipsTheWaitingRoom(t *testing.T) {
 
 func TestAfterTheGracePeriodTheWaitingRoomAgain(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Grace = 50 * time.Millisecond })
-	f.appointment(t, "a1", "booked", "p1", "c1")
-	ptok := mustIssue(t, f, patientActor("p1"), "a1")
-	clin, _ := f.join(t, mustIssue(t, f, clinicianActor("c1"), "a1"), false)
-	pat, _ := f.join(t, ptok, false)
-	clin.send(Message{Type: TypeAdmit, Participant: "Patient/p1"})
-	pat.expectUntil(TypeAdmitted, "")
-	clin.sync()
+	clin, pat, ptok := f.admittedVisit(t)
 	pat.drop()
 	clin.expectUntil(TypeLeft, "disconnected")
 	clin.expectUntil(TypeLeft, "timeout")
@@ -290,12 +276,7 @@ func TestAfterTheGracePeriodTheWaitingRoomAgain(t *testing.T) {
 
 func TestAnEmptyRoomEndsTheVisitAfterTheGracePeriod(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Grace = 50 * time.Millisecond })
-	f.appointment(t, "a1", "booked", "p1", "c1")
-	clin, _ := f.join(t, mustIssue(t, f, clinicianActor("c1"), "a1"), false)
-	pat, _ := f.join(t, mustIssue(t, f, patientActor("p1"), "a1"), false)
-	clin.send(Message{Type: TypeAdmit, Participant: "Patient/p1"})
-	pat.expectUntil(TypeAdmitted, "")
-	clin.sync()
+	clin, pat, _ := f.admittedVisit(t)
 	pat.send(Message{Type: TypeLeave})
 	pat.closedWith(CloseNormal)
 	clin.expectUntil(TypeLeft, "left")
