@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -87,7 +88,11 @@ type direction struct {
 // other's only neighbour. up shapes what the namespace sends, down what
 // it receives. seed makes the random losses repeatable.
 func New(ctx context.Context, ns string, hostAddr, nsAddr netip.Addr, up, down Shape, seed uint64) (l *Link, err error) {
-	suffix := fmt.Sprint(os.Getpid() % 100000)
+	// Device names (at most 15 bytes) from the namespace's name, so that
+	// links of different namespaces never share one.
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(ns))
+	suffix := fmt.Sprintf("%08x", h.Sum32())
 	l = &Link{NS: ns, HostAddr: hostAddr, NSAddr: nsAddr, hostIf: "wlh" + suffix}
 	l.up.shape, l.down.shape = up.withDefaults(), down.withDefaults()
 	nsIf := "wln" + suffix
@@ -194,10 +199,13 @@ func (l *Link) pump(in, out *os.File, d *direction, rng *rand.Rand) {
 			if wait := time.Until(p.at); wait > 0 {
 				time.Sleep(wait)
 			}
-			if _, err := out.Write(p.b); err != nil && errors.Is(err, os.ErrClosed) {
-				for range queue { //nolint:revive // drain: the link is closing
+			if _, err := out.Write(p.b); err != nil {
+				if errors.Is(err, os.ErrClosed) {
+					for range queue { //nolint:revive // drain: the link is closing
+					}
+					return
 				}
-				return
+				continue // the other side is down: lost, as on a wire
 			}
 			d.passed.Add(1)
 		}
