@@ -58,8 +58,13 @@ func (b *boundTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters
 	return p, err
 }
 
-// rtcpMTU is room for any RTCP datagram a peer sends.
-const rtcpMTU = 1500
+const (
+	// rtcpMTU is room for any RTCP datagram a peer sends.
+	rtcpMTU = 1500
+	// maxBadRTCP is how many unreadable RTCP datagrams in a row end a
+	// track's RTCP reader: an error that repeats is not a bad datagram.
+	maxBadRTCP = 1000
+)
 
 // seqFloorLag is how far behind the newest packet a late packet (a
 // retransmission) may still be forwarded; older ones could collide with
@@ -213,18 +218,27 @@ func (dt *downTrack) readRTCP() {
 	// Read, not ReadRTCP: that allocates a buffer per packet and parses
 	// it a second time; the interceptors have parsed it already.
 	buf := make([]byte, rtcpMTU)
-	for {
+	for bad := 0; ; {
 		n, attrs, err := dt.sender.Read(buf)
-		if errors.Is(err, io.ErrShortBuffer) {
-			continue // a datagram larger than any MTU: dropped
+		var pkts []rtcp.Packet
+		if err == nil {
+			pkts, err = attrs.GetRTCPPackets(buf[:n])
 		}
 		if err != nil {
-			return
-		}
-		pkts, err := attrs.GetRTCPPackets(buf[:n])
-		if err != nil {
+			// The reader ends with the track or the connection. Anything
+			// else is one bad datagram (too long, or not RTCP: the
+			// interceptors return their parse error from Read), dropped,
+			// unless they keep coming.
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || dt.removed.Load() || dt.sub.isClosed() {
+				return
+			}
+			if bad++; bad >= maxBadRTCP {
+				dt.sub.log.Warn("forwarded track: RTCP unreadable, no longer read", "err", err)
+				return
+			}
 			continue
 		}
+		bad = 0
 		for _, pkt := range pkts {
 			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
