@@ -7,7 +7,8 @@
 // it at random, queues the rest behind the rate limit (tail drop once a
 // packet would wait longer than the queue allows, as tbf's latency
 // does), and hands it to the other side's stack after the delay. The
-// order of packets is kept. It needs root and iproute2's ip.
+// order of packets is kept. It needs root (CAP_NET_ADMIN), iproute2's ip
+// and /dev/net/tun (a kernel with CONFIG_TUN).
 //
 // It is test support: the video visit's link test runs the patient's
 // browser in such a namespace.
@@ -22,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,10 +49,13 @@ func (s Shape) String() string {
 		parts = append(parts, "delay "+s.Delay.String())
 	}
 	if s.Loss > 0 {
-		parts = append(parts, fmt.Sprintf("loss %g%%", s.Loss*100))
+		parts = append(parts, "loss "+strconv.FormatFloat(s.Loss*100, 'g', 4, 64)+"%")
 	}
-	if s.Rate > 0 {
-		parts = append(parts, fmt.Sprintf("rate %dkbit", s.Rate/1000))
+	switch {
+	case s.Rate >= 1000:
+		parts = append(parts, "rate "+strconv.FormatFloat(float64(s.Rate)/1000, 'g', 6, 64)+"kbit")
+	case s.Rate > 0:
+		parts = append(parts, "rate "+strconv.FormatInt(s.Rate, 10)+"bit")
 	}
 	if len(parts) == 0 {
 		return "no impairment"
@@ -58,9 +63,25 @@ func (s Shape) String() string {
 	return strings.Join(parts, " ")
 }
 
-// Counts are what one direction did with the packets it was given.
+// Counts are what one direction did with the packets it was given:
+// each is passed on, lost at random, dropped from a full queue, or
+// refused by the other side's device.
 type Counts struct {
-	Passed, Lost, QueueDrops uint64
+	Passed, Lost, QueueDrops, WriteErrors uint64
+}
+
+// Config is one link: the namespace, the two addresses, and the shape of
+// each direction.
+type Config struct {
+	// NS is the network namespace to make; it must not exist.
+	NS string
+	// HostAddr is the host's end, NSAddr the namespace's; each is the
+	// other's only neighbour.
+	HostAddr, NSAddr netip.Addr
+	// Up shapes what the namespace sends, Down what it receives.
+	Up, Down Shape
+	// Seed makes the random losses repeatable.
+	Seed uint64
 }
 
 // Link is a namespace joined to the host by an emulated link. Close
@@ -79,22 +100,20 @@ type Link struct {
 
 // direction is one way's pump and its counts.
 type direction struct {
-	shape                    Shape
-	passed, lost, queueDrops atomic.Uint64
+	shape                                 Shape
+	passed, lost, queueDrops, writeErrors atomic.Uint64
 }
 
-// New makes network namespace ns (up, with loopback) and joins it to the
-// host: hostAddr on the host's side, nsAddr on the namespace's, each the
-// other's only neighbour. up shapes what the namespace sends, down what
-// it receives. seed makes the random losses repeatable.
-func New(ctx context.Context, ns string, hostAddr, nsAddr netip.Addr, up, down Shape, seed uint64) (l *Link, err error) {
+// New makes the namespace (up, with loopback) and joins it to the host.
+func New(ctx context.Context, cfg Config) (l *Link, err error) {
+	ns, hostAddr, nsAddr := cfg.NS, cfg.HostAddr, cfg.NSAddr
 	// Device names (at most 15 bytes) from the namespace's name, so that
 	// links of different namespaces never share one.
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(ns))
 	suffix := fmt.Sprintf("%08x", h.Sum32())
 	l = &Link{NS: ns, HostAddr: hostAddr, NSAddr: nsAddr, hostIf: "wlh" + suffix}
-	l.up.shape, l.down.shape = up.withDefaults(), down.withDefaults()
+	l.up.shape, l.down.shape = cfg.Up.withDefaults(), cfg.Down.withDefaults()
 	nsIf := "wln" + suffix
 	if err := run(ctx, "ip", "netns", "add", ns); err != nil {
 		return nil, err
@@ -144,8 +163,8 @@ func New(ctx context.Context, ns string, hostAddr, nsAddr netip.Addr, up, down S
 		}
 	}
 	l.wg.Add(2)
-	go l.pump(l.nsTun, l.hostTun, &l.up, rand.New(rand.NewPCG(seed, 1)))   //nolint:gosec // loss emulation, not security
-	go l.pump(l.hostTun, l.nsTun, &l.down, rand.New(rand.NewPCG(seed, 2))) //nolint:gosec // loss emulation, not security
+	go l.pump(l.nsTun, l.hostTun, &l.up, rand.New(rand.NewPCG(cfg.Seed, 1)))   //nolint:gosec // loss emulation, not security
+	go l.pump(l.hostTun, l.nsTun, &l.down, rand.New(rand.NewPCG(cfg.Seed, 2))) //nolint:gosec // loss emulation, not security
 	return l, nil
 }
 
@@ -156,12 +175,17 @@ func (s Shape) withDefaults() Shape {
 	return s
 }
 
+// Devices are the names of the host's and the namespace's TUN device.
+func (l *Link) Devices() (host, ns string) {
+	return l.hostIf, "wln" + strings.TrimPrefix(l.hostIf, "wlh")
+}
+
 // Up and Down are the counts of each direction so far.
 func (l *Link) Up() Counts   { return l.up.counts() }
 func (l *Link) Down() Counts { return l.down.counts() }
 
 func (d *direction) counts() Counts {
-	return Counts{Passed: d.passed.Load(), Lost: d.lost.Load(), QueueDrops: d.queueDrops.Load()}
+	return Counts{Passed: d.passed.Load(), Lost: d.lost.Load(), QueueDrops: d.queueDrops.Load(), WriteErrors: d.writeErrors.Load()}
 }
 
 // Close stops the pumps and removes the devices and the namespace.
@@ -205,7 +229,8 @@ func (l *Link) pump(in, out *os.File, d *direction, rng *rand.Rand) {
 					}
 					return
 				}
-				continue // the other side is down: lost, as on a wire
+				d.writeErrors.Add(1) // the other side is down: lost, as on a wire
+				continue
 			}
 			d.passed.Add(1)
 		}
@@ -234,10 +259,10 @@ func (l *Link) pump(in, out *os.File, d *direction, rng *rand.Rand) {
 				continue
 			}
 			sent = start.Add(time.Duration(int64(n) * 8 * int64(time.Second) / d.shape.Rate))
-			free = sent
 		}
 		select {
 		case queue <- packet{b: append([]byte(nil), buf[:n]...), at: sent.Add(d.shape.Delay)}:
+			free = sent // only a packet that is sent uses the rate
 		default:
 			d.queueDrops.Add(1)
 		}
