@@ -137,7 +137,7 @@ func newOutboxDescs() outboxDescs {
 		readings: prometheus.NewDesc("vidda_care_outbox_readings",
 			"Flagged readings stored and not yet reviewed into Tasks (the care outbox; the same on every instance).", nil, nil),
 		oldest: prometheus.NewDesc("vidda_care_outbox_lag_seconds",
-			"Age of the oldest flagged reading waiting in the outbox, from when it was queued (the reading stored; 0 when none waits).", nil, nil),
+			"Age of the oldest flagged reading waiting in the outbox, from when it was queued (by the transaction that stored or flagged it; 0 when none waits).", nil, nil),
 	}
 }
 

@@ -4,7 +4,7 @@
 -- and one gone from the table was not aged at all, so the lag understated.
 -- Each row now says when it was queued: the default, which the trigger's
 -- insert (vidda_care_enqueue) takes, is the start of the transaction that
--- stored the reading.
+-- stored the reading, or flagged it by an update.
 --
 -- Rows already waiting get their reading's last_updated when it is older
 -- than now (the best the old rows tell), otherwise the migration's time.
