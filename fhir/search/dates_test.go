@@ -9,8 +9,6 @@ import (
 	"time"
 )
 
-// regexpParse is the parser Parse replaced, kept as its oracle: the R4
-// dateTime grammar as a regular expression.
 // dateRE is the replaced parser's expression, compiled once: the fuzz
 // target runs the oracle for every input.
 //
@@ -19,6 +17,8 @@ var dateRE = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^(\d{4})(-(\d{2})(-(\d{2})(T(\d{2}):(\d{2})(:(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$`)
 })
 
+// regexpParse is the parser Parse replaced, kept as its oracle: the R4
+// dateTime grammar as a regular expression.
 func regexpParse(s string, zone *time.Location) (Range, error) {
 	m := dateRE().FindStringSubmatch(s)
 	bad := fmt.Errorf("%q: %w", s, ErrBadDate)

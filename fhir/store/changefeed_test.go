@@ -2,15 +2,8 @@ package store_test
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"testing"
-	"time"
-
-	"github.com/vidda/vidda/fhir"
-	"github.com/vidda/vidda/fhir/search"
-	"github.com/vidda/vidda/fhir/store"
-	"github.com/vidda/vidda/internal/db/dbtest"
 )
 
 // Every searchable type gets change triggers, AuditEvent too, whose rows
@@ -18,10 +11,9 @@ import (
 // on AuditEvent (a security team's, say) hears of every access recorded.
 func TestEveryTypeHasChangeTriggersAuditEventOnItsTable(t *testing.T) {
 	ctx := context.Background()
-	pool := dbtest.PoolFor(t, dbtest.NewDatabase(t))
-	params := search.NewRegistry(time.UTC)
-	st := store.New(pool, fhir.NewRegistry(), params, store.DefaultConfig(), slog.New(slog.DiscardHandler))
-	missing, err := st.EnsureChangeTriggers(ctx, params.Types())
+	f := newStore(t)
+	st, pool := f.st, f.pool
+	missing, err := st.EnsureChangeTriggers(ctx, f.params.Types())
 	if err != nil || len(missing) > 0 {
 		t.Fatalf("missing %v, err %v", missing, err)
 	}

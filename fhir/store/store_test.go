@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/vidda/vidda/fhir"
 	"github.com/vidda/vidda/fhir/search"
 	"github.com/vidda/vidda/fhir/store"
@@ -21,6 +23,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 type fixture struct {
 	st     *store.Store
+	pool   *pgxpool.Pool
 	types  *fhir.Registry
 	params *search.Registry
 }
@@ -41,7 +44,7 @@ func newStore(t *testing.T) *fixture {
 			t.Errorf("store run: %v", err)
 		}
 	})
-	return &fixture{st: st, types: types, params: params}
+	return &fixture{st: st, pool: pool, types: types, params: params}
 }
 
 func (f *fixture) parse(t *testing.T, typ, body string) *fhir.Resource {

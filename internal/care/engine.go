@@ -70,11 +70,11 @@ func NewEngine(pool *pgxpool.Pool, st Store, types *fhir.Registry, in *Interpret
 	return &Engine{pool: pool, db: db, in: in, wl: wl, rules: in.Rules(), cfg: cfg, log: log}
 }
 
-// Interpreter returns the engine's Interpreter (the ingestion hook).
 // preloadTimeout bounds one Preload of every patient's limits (two
 // queries); past it, patients load one by one as their readings come.
 const preloadTimeout = 30 * time.Second
 
+// Interpreter returns the engine's Interpreter (the ingestion hook).
 func (e *Engine) Interpreter() *Interpreter { return e.in }
 
 // Worklist returns the engine's Worklist (Acknowledge).
